@@ -1,0 +1,78 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// C libraries: one thin system-library target each, found with pkg-config (Debian package as provider).
+let cLibraries: [Target] = [
+    .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+    .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+    .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+    .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+    .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+]
+
+// Generated code: protoc-c output (C target) + our generator's Swift (Swift target), one pair per schema group.
+func protos(_ name: String, dependencies: [String] = [], path: String? = nil) -> [Target] {
+    [
+        .target(
+            name: "C\(name)",
+            dependencies: ["CProtobufC"] + dependencies.map { .target(name: "C\($0)") },
+            path: "Sources/C\(name)"
+        ),
+        .target(
+            name: name,
+            dependencies: ["ProtoRuntime", "RPCCore", "CProtobufC", .target(name: "C\(name)")]
+                + dependencies.map { .target(name: $0) },
+            path: "Sources/\(name)"
+        ),
+    ]
+}
+
+let package = Package(
+    name: "gateway",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gateway", targets: ["gateway"]),
+        .executable(name: "gateway-codegen", targets: ["gateway-codegen"]),
+        .library(name: "ProtoRuntime", targets: ["ProtoRuntime"]),
+        .library(name: "RPCCore", targets: ["RPCCore"]),
+    ],
+    targets: cLibraries
+        + protos("StandardProtos")
+        + protos("GatewayProtos", dependencies: ["StandardProtos"])
+        + protos("ConformanceProtos", dependencies: ["StandardProtos"])
+        + [
+            // Runtime for generated messages: protobuf-c bridge, proto3 JSON, descriptors.
+            .target(name: "ProtoRuntime", dependencies: ["CProtobufC"]),
+            // Transport-agnostic RPC model: status, metadata, method descriptors, service and client protocols.
+            .target(name: "RPCCore", dependencies: ["ProtoRuntime"]),
+
+            // Code generator (reads protoc's descriptor sets through protobuf-c).
+            .target(
+                name: "CDescriptorProtos",
+                dependencies: ["CProtobufC"],
+                path: "codegen/CDescriptorProtos"
+            ),
+            .target(
+                name: "ProtoCodegen",
+                dependencies: ["CDescriptorProtos", "CProtobufC"],
+                path: "codegen/ProtoCodegen"
+            ),
+            .executableTarget(name: "gateway-codegen", dependencies: ["ProtoCodegen"], path: "codegen/gateway-codegen"),
+
+            .executableTarget(name: "gateway", dependencies: []),
+            // Black-box peer for the Python codec interop suite (Tests/interop).
+            .executableTarget(name: "codec-conformance", dependencies: ["ConformanceProtos", "GatewayProtos", "ProtoRuntime"]),
+            // The codec fuzz property (scripts/fuzz), shared by the libFuzzer target and the corpus replay test.
+            .target(name: "CodecFuzzing", dependencies: ["ConformanceProtos", "GatewayProtos", "StandardProtos", "ProtoRuntime"]),
+            .executableTarget(name: "codec-fuzz", dependencies: ["CodecFuzzing"]),
+
+            .testTarget(
+                name: "ProtoRuntimeTests",
+                dependencies: ["ProtoRuntime", "ConformanceProtos", "StandardProtos", "CodecFuzzing"],
+                resources: [.copy("FuzzCorpus")]
+            ),
+            .testTarget(name: "ProtoCodegenTests", dependencies: ["ProtoCodegen"]),
+            .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
+        ],
+    swiftLanguageModes: [.v6]
+)
