@@ -1,0 +1,68 @@
+import Synchronization
+
+/// What a handler knows about the call it serves, and where it puts response metadata.
+public struct ServerContext: Sendable {
+    public let descriptor: MethodDescriptor
+    /// The request's custom metadata (reserved and HTTP/2 headers removed).
+    public let requestMetadata: Metadata
+    /// The remote address, e.g. `ipv4:127.0.0.1:50000`, or `in-process`.
+    public let peer: String
+    /// When the client stops waiting; the transport cancels the handler then.
+    public let deadline: ContinuousClock.Instant?
+    /// Metadata sent back: initial metadata with the first response, trailing metadata with the status.
+    public let responseMetadata: ResponseMetadata
+
+    public init(
+        descriptor: MethodDescriptor,
+        requestMetadata: Metadata,
+        peer: String,
+        deadline: ContinuousClock.Instant?,
+        responseMetadata: ResponseMetadata = ResponseMetadata()
+    ) {
+        self.descriptor = descriptor
+        self.requestMetadata = requestMetadata
+        self.peer = peer
+        self.deadline = deadline
+        self.responseMetadata = responseMetadata
+    }
+}
+
+/// Response metadata a handler sets while it runs; shared with the transport, which sends it.
+public final class ResponseMetadata: Sendable {
+    private struct State {
+        var initial = Metadata()
+        var trailing = Metadata()
+        var initialSent = false
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Adds initial metadata; it goes out with the response headers, so only before the first message.
+    public func addInitial(_ metadata: Metadata) throws {
+        try state.withLock {
+            guard !$0.initialSent else {
+                throw RPCError(code: .internal, message: "initial metadata set after the response headers were sent")
+            }
+            $0.initial.add(contentsOf: metadata)
+        }
+    }
+
+    public func addTrailing(_ metadata: Metadata) {
+        state.withLock { $0.trailing.add(contentsOf: metadata) }
+    }
+
+    /// For transports: the initial metadata, marking it sent.
+    public func takeInitial() -> Metadata {
+        state.withLock {
+            $0.initialSent = true
+            return $0.initial
+        }
+    }
+
+    /// For transports: the trailing metadata set so far.
+    public var trailing: Metadata {
+        state.withLock { $0.trailing }
+    }
+}
