@@ -1,0 +1,51 @@
+import ConformanceProtos
+import GatewayProtos
+import ProtoRuntime
+import StandardProtos
+
+/// The property the codec fuzzer checks on arbitrary bytes: decoding (binary or JSON) either throws or yields
+/// a message that re-encodes stably. Anything else (a crash, a sanitizer report, a failed check) is a bug.
+public enum CodecFuzzing {
+    /// Message types under test; the input's first byte picks one.
+    static let types: [any ProtoMessage.Type] = [
+        Conformance_V1_AllTypes.self,
+        Grpc_Testing_SimpleRequest.self,
+        Grpc_Reflection_V1_ServerReflectionRequest.self,
+        Gateway_User_V1_UpdateUserRequest.self,
+        Gateway_File_V1_UploadFileRequest.self,
+        Gateway_Event_V1_SubscribeRequest.self,
+    ]
+
+    public static func check(_ data: UnsafeRawBufferPointer) {
+        guard let selector = data.first else { return }
+        let type = types[Int(selector) % types.count]
+        let payload = UnsafeRawBufferPointer(rebasing: data.dropFirst())
+        if selector & 0x80 == 0 {
+            checkBinary(type, payload)
+        } else {
+            checkJSON(type, Array(payload))
+        }
+    }
+
+    private static func checkBinary<M: ProtoMessage>(_ type: M.Type, _ payload: UnsafeRawBufferPointer) {
+        guard let message = try? M(serializedBytes: payload) else { return }
+        guard let first = try? message.serializedBytes() else {
+            return  // only strings with U+0000 cannot be encoded
+        }
+        let second = try! M(serializedBytes: first).serializedBytes()
+        precondition(first == second, "re-encoding \(M.protoMessageName) is not stable")
+        if let json = try? message.jsonUTF8Bytes() {
+            let back = try! M(jsonUTF8Bytes: json)
+            precondition(try! back.jsonUTF8Bytes() == json, "JSON of \(M.protoMessageName) does not round-trip")
+        }
+    }
+
+    private static func checkJSON<M: ProtoMessage>(_ type: M.Type, _ payload: [UInt8]) {
+        guard let message = try? M(jsonUTF8Bytes: payload), let json = try? message.jsonUTF8Bytes() else { return }
+        let back = try! M(jsonUTF8Bytes: json)
+        precondition(try! back.jsonUTF8Bytes() == json, "JSON of \(M.protoMessageName) does not round-trip")
+        if let binary = try? message.serializedBytes() {
+            precondition(try! M(serializedBytes: binary).serializedBytes() == binary, "binary of JSON input is not stable")
+        }
+    }
+}
