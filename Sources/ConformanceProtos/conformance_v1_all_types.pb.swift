@@ -512,7 +512,7 @@ extension Conformance_V1_AllTypes {
             case 119: self.choice = .oneofColor(Conformance_V1_Color(rawValue: Int32(truncatingIfNeeded: m.pointee.oneof_color.rawValue)))
             default: break
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1640,7 +1640,7 @@ extension Conformance_V1_AllTypes.Leaf {
         self.init()
         self.data = ProtobufCDecoding.bytes(m.pointee.data.len, m.pointee.data.data)
         self.n = m.pointee.n
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1698,7 +1698,7 @@ extension Conformance_V1_AllTypes.Nested {
         self.b = try ProtobufCDecoding.string(m.pointee.b, field: "b", in: "conformance.v1.AllTypes.Nested")
         self.leaves = try ProtobufCDecoding.array(m.pointee.n_leaves, m.pointee.leaves) { v in try Conformance_V1_AllTypes.Leaf(_protobufC: v!) }
         self.color = Conformance_V1_Color(rawValue: Int32(truncatingIfNeeded: m.pointee.color.rawValue))
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1782,7 +1782,7 @@ extension Conformance_V1_AllTypesWithExtras {
         self.extraPacked = ProtobufCDecoding.array(m.pointee.n_extra_packed, m.pointee.extra_packed)
         if let p = m.pointee.extra_message { self.extraMessage = try Conformance_V1_AllTypesWithExtras.NestedWithExtras(_protobufC: p) }
         self.extraHighestNumber = m.pointee.extra_highest_number
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1913,7 +1913,7 @@ extension Conformance_V1_AllTypesWithExtras.NestedWithExtras {
         self.b = try ProtobufCDecoding.string(m.pointee.b, field: "b", in: "conformance.v1.AllTypesWithExtras.NestedWithExtras")
         self.extraVarint = m.pointee.extra_varint
         self.extraBytes = ProtobufCDecoding.bytes(m.pointee.extra_bytes.len, m.pointee.extra_bytes.data)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

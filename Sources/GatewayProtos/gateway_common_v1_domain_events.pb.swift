@@ -67,7 +67,7 @@ extension Gateway_Common_V1_UserCreated {
         self.userId = try ProtobufCDecoding.string(m.pointee.user_id, field: "user_id", in: "gateway.common.v1.UserCreated")
         self.email = try ProtobufCDecoding.string(m.pointee.email, field: "email", in: "gateway.common.v1.UserCreated")
         self.firebaseUid = try ProtobufCDecoding.string(m.pointee.firebase_uid, field: "firebase_uid", in: "gateway.common.v1.UserCreated")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -131,7 +131,7 @@ extension Gateway_Common_V1_UserUpdated {
         self.userId = try ProtobufCDecoding.string(m.pointee.user_id, field: "user_id", in: "gateway.common.v1.UserUpdated")
         self.changedFields = try ProtobufCDecoding.array(m.pointee.n_changed_fields, m.pointee.changed_fields) { v in try ProtobufCDecoding.string(v, field: "changed_fields", in: "gateway.common.v1.UserUpdated") }
         self.version = m.pointee.version
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -198,7 +198,7 @@ extension Gateway_Common_V1_UserDeleted {
         let m = raw.assumingMemoryBound(to: Gateway__Common__V1__UserDeleted.self)
         self.init()
         self.userId = try ProtobufCDecoding.string(m.pointee.user_id, field: "user_id", in: "gateway.common.v1.UserDeleted")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -252,7 +252,7 @@ extension Gateway_Common_V1_FileUploaded {
         self.size = m.pointee.size
         self.contentType = try ProtobufCDecoding.string(m.pointee.content_type, field: "content_type", in: "gateway.common.v1.FileUploaded")
         self.deduplicated = (m.pointee.deduplicated != 0)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -344,7 +344,7 @@ extension Gateway_Common_V1_FileDeleted {
         self.fileId = try ProtobufCDecoding.string(m.pointee.file_id, field: "file_id", in: "gateway.common.v1.FileDeleted")
         self.ownerId = try ProtobufCDecoding.string(m.pointee.owner_id, field: "owner_id", in: "gateway.common.v1.FileDeleted")
         self.key = try ProtobufCDecoding.string(m.pointee.key, field: "key", in: "gateway.common.v1.FileDeleted")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

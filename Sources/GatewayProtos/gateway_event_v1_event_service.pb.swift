@@ -147,7 +147,7 @@ extension Gateway_Event_V1_Event {
         }
         if let p = m.pointee.occurred_at { self.occurredAt = try Google_Protobuf_Timestamp(_protobufC: p) }
         self.idempotencyKey = try ProtobufCDecoding.string(m.pointee.idempotency_key, field: "idempotency_key", in: "gateway.event.v1.Event")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -278,7 +278,7 @@ extension Gateway_Event_V1_NewEvent {
             return (key, value)
         }
         self.idempotencyKey = try ProtobufCDecoding.string(m.pointee.idempotency_key, field: "idempotency_key", in: "gateway.event.v1.NewEvent")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -377,7 +377,7 @@ extension Gateway_Event_V1_PublishEventRequest {
         let m = raw.assumingMemoryBound(to: Gateway__Event__V1__PublishEventRequest.self)
         self.init()
         if let p = m.pointee.event { self.event = try Gateway_Event_V1_NewEvent(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -427,7 +427,7 @@ extension Gateway_Event_V1_PublishEventResponse {
         self.id = try ProtobufCDecoding.string(m.pointee.id, field: "id", in: "gateway.event.v1.PublishEventResponse")
         self.sequence = m.pointee.sequence
         self.duplicate = (m.pointee.duplicate != 0)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -489,7 +489,7 @@ extension Gateway_Event_V1_PublishEventsRequest {
         let m = raw.assumingMemoryBound(to: Gateway__Event__V1__PublishEventsRequest.self)
         self.init()
         self.events = try ProtobufCDecoding.array(m.pointee.n_events, m.pointee.events) { v in try Gateway_Event_V1_NewEvent(_protobufC: v!) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -542,7 +542,7 @@ extension Gateway_Event_V1_PublishEventsResponse {
         let m = raw.assumingMemoryBound(to: Gateway__Event__V1__PublishEventsResponse.self)
         self.init()
         self.results = try ProtobufCDecoding.array(m.pointee.n_results, m.pointee.results) { v in try Gateway_Event_V1_PublishEventResponse(_protobufC: v!) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -596,7 +596,7 @@ extension Gateway_Event_V1_EventFilter {
         self.init()
         self.types = try ProtobufCDecoding.array(m.pointee.n_types, m.pointee.types) { v in try ProtobufCDecoding.string(v, field: "types", in: "gateway.event.v1.EventFilter") }
         self.aggregateIds = try ProtobufCDecoding.array(m.pointee.n_aggregate_ids, m.pointee.aggregate_ids) { v in try ProtobufCDecoding.string(v, field: "aggregate_ids", in: "gateway.event.v1.EventFilter") }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -663,7 +663,7 @@ extension Gateway_Event_V1_SubscribeRequest {
         if let p = m.pointee.filter { self.filter = try Gateway_Event_V1_EventFilter(_protobufC: p) }
         if m.pointee._from_sequence_case.rawValue == 2 { self.fromSequence = m.pointee.from_sequence }
         if let p = m.pointee.heartbeat_interval { self.heartbeatInterval = try Google_Protobuf_Duration(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -732,7 +732,7 @@ extension Gateway_Event_V1_SubscribeResponse {
             case 2: self.item = .heartbeat(try Gateway_Event_V1_Heartbeat(_protobufC: m.pointee.heartbeat!))
             default: break
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -796,7 +796,7 @@ extension Gateway_Event_V1_Heartbeat {
         self.init()
         self.lastSequence = m.pointee.last_sequence
         if let p = m.pointee.time { self.time = try Google_Protobuf_Timestamp(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -854,7 +854,7 @@ extension Gateway_Event_V1_ListEventsRequest {
         self.afterSequence = m.pointee.after_sequence
         self.pageSize = m.pointee.page_size
         self.pageToken = try ProtobufCDecoding.string(m.pointee.page_token, field: "page_token", in: "gateway.event.v1.ListEventsRequest")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -924,7 +924,7 @@ extension Gateway_Event_V1_ListEventsResponse {
         self.init()
         self.events = try ProtobufCDecoding.array(m.pointee.n_events, m.pointee.events) { v in try Gateway_Event_V1_Event(_protobufC: v!) }
         self.nextPageToken = try ProtobufCDecoding.string(m.pointee.next_page_token, field: "next_page_token", in: "gateway.event.v1.ListEventsResponse")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

@@ -131,7 +131,7 @@ extension Gateway_File_V1_UploadFileRequest {
             case 2: self.data = .chunk(ProtobufCDecoding.bytes(m.pointee.chunk.len, m.pointee.chunk.data))
             default: break
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -204,7 +204,7 @@ extension Gateway_File_V1_UploadHeader {
         }
         if m.pointee._expected_size_case.rawValue == 4 { self.expectedSize = m.pointee.expected_size }
         self.expectedSha256 = try ProtobufCDecoding.string(m.pointee.expected_sha256, field: "expected_sha256", in: "gateway.file.v1.UploadHeader")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -314,7 +314,7 @@ extension Gateway_File_V1_FileInfo {
         }
         if let p = m.pointee.created_at { self.createdAt = try Google_Protobuf_Timestamp(_protobufC: p) }
         self.deduplicated = (m.pointee.deduplicated != 0)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -443,7 +443,7 @@ extension Gateway_File_V1_DownloadFileRequest {
         self.id = try ProtobufCDecoding.string(m.pointee.id, field: "id", in: "gateway.file.v1.DownloadFileRequest")
         self.offset = m.pointee.offset
         self.length = m.pointee.length
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -509,7 +509,7 @@ extension Gateway_File_V1_DownloadFileResponse {
             case 2: self.data = .chunk(ProtobufCDecoding.bytes(m.pointee.chunk.len, m.pointee.chunk.data))
             default: break
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -572,7 +572,7 @@ extension Gateway_File_V1_GetFileInfoRequest {
         let m = raw.assumingMemoryBound(to: Gateway__File__V1__GetFileInfoRequest.self)
         self.init()
         self.id = try ProtobufCDecoding.string(m.pointee.id, field: "id", in: "gateway.file.v1.GetFileInfoRequest")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -621,7 +621,7 @@ extension Gateway_File_V1_ListFilesRequest {
         self.init()
         self.pageSize = m.pointee.page_size
         self.pageToken = try ProtobufCDecoding.string(m.pointee.page_token, field: "page_token", in: "gateway.file.v1.ListFilesRequest")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -677,7 +677,7 @@ extension Gateway_File_V1_ListFilesResponse {
         self.init()
         self.files = try ProtobufCDecoding.array(m.pointee.n_files, m.pointee.files) { v in try Gateway_File_V1_FileInfo(_protobufC: v!) }
         self.nextPageToken = try ProtobufCDecoding.string(m.pointee.next_page_token, field: "next_page_token", in: "gateway.file.v1.ListFilesResponse")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -737,7 +737,7 @@ extension Gateway_File_V1_DeleteFileRequest {
         let m = raw.assumingMemoryBound(to: Gateway__File__V1__DeleteFileRequest.self)
         self.init()
         self.id = try ProtobufCDecoding.string(m.pointee.id, field: "id", in: "gateway.file.v1.DeleteFileRequest")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -786,7 +786,7 @@ extension Gateway_File_V1_GetDownloadUrlRequest {
         self.init()
         self.id = try ProtobufCDecoding.string(m.pointee.id, field: "id", in: "gateway.file.v1.GetDownloadUrlRequest")
         if let p = m.pointee.ttl { self.ttl = try Google_Protobuf_Duration(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -842,7 +842,7 @@ extension Gateway_File_V1_GetDownloadUrlResponse {
         self.init()
         self.url = try ProtobufCDecoding.string(m.pointee.url, field: "url", in: "gateway.file.v1.GetDownloadUrlResponse")
         if let p = m.pointee.expires_at { self.expiresAt = try Google_Protobuf_Timestamp(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

@@ -165,7 +165,7 @@ extension Gateway_User_V1_User {
         self.version = m.pointee.version
         if let p = m.pointee.created_at { self.createdAt = try Google_Protobuf_Timestamp(_protobufC: p) }
         if let p = m.pointee.updated_at { self.updatedAt = try Google_Protobuf_Timestamp(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -271,7 +271,7 @@ extension Gateway_User_V1_CreateUserRequest {
         self.email = try ProtobufCDecoding.string(m.pointee.email, field: "email", in: "gateway.user.v1.CreateUserRequest")
         self.displayName = try ProtobufCDecoding.string(m.pointee.display_name, field: "display_name", in: "gateway.user.v1.CreateUserRequest")
         self.photoUrl = try ProtobufCDecoding.string(m.pointee.photo_url, field: "photo_url", in: "gateway.user.v1.CreateUserRequest")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -333,7 +333,7 @@ extension Gateway_User_V1_GetUserRequest {
         let m = raw.assumingMemoryBound(to: Gateway__User__V1__GetUserRequest.self)
         self.init()
         self.id = try ProtobufCDecoding.string(m.pointee.id, field: "id", in: "gateway.user.v1.GetUserRequest")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -381,7 +381,7 @@ extension Gateway_User_V1_GetUserByEmailRequest {
         let m = raw.assumingMemoryBound(to: Gateway__User__V1__GetUserByEmailRequest.self)
         self.init()
         self.email = try ProtobufCDecoding.string(m.pointee.email, field: "email", in: "gateway.user.v1.GetUserByEmailRequest")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -428,7 +428,7 @@ extension Gateway_User_V1_GetCurrentUserRequest {
     public init(_protobufC raw: UnsafeRawPointer) throws {
         _ = raw.assumingMemoryBound(to: Gateway__User__V1__GetCurrentUserRequest.self)
         self.init()
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -466,7 +466,7 @@ extension Gateway_User_V1_UpdateUserRequest {
         if let p = m.pointee.user { self.user = try Gateway_User_V1_User(_protobufC: p) }
         if let p = m.pointee.update_mask { self.updateMask = try Google_Protobuf_FieldMask(_protobufC: p) }
         if m.pointee._expected_version_case.rawValue == 3 { self.expectedVersion = m.pointee.expected_version }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -532,7 +532,7 @@ extension Gateway_User_V1_DeleteUserRequest {
         self.init()
         self.id = try ProtobufCDecoding.string(m.pointee.id, field: "id", in: "gateway.user.v1.DeleteUserRequest")
         if m.pointee._expected_version_case.rawValue == 2 { self.expectedVersion = m.pointee.expected_version }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -592,7 +592,7 @@ extension Gateway_User_V1_ListUsersRequest {
         self.pageSize = m.pointee.page_size
         self.pageToken = try ProtobufCDecoding.string(m.pointee.page_token, field: "page_token", in: "gateway.user.v1.ListUsersRequest")
         self.activeOnly = (m.pointee.active_only != 0)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -655,7 +655,7 @@ extension Gateway_User_V1_ListUsersResponse {
         self.init()
         self.users = try ProtobufCDecoding.array(m.pointee.n_users, m.pointee.users) { v in try Gateway_User_V1_User(_protobufC: v!) }
         self.nextPageToken = try ProtobufCDecoding.string(m.pointee.next_page_token, field: "next_page_token", in: "gateway.user.v1.ListUsersResponse")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -715,7 +715,7 @@ extension Gateway_User_V1_CountUsersRequest {
         let m = raw.assumingMemoryBound(to: Gateway__User__V1__CountUsersRequest.self)
         self.init()
         self.activeOnly = (m.pointee.active_only != 0)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -763,7 +763,7 @@ extension Gateway_User_V1_CountUsersResponse {
         let m = raw.assumingMemoryBound(to: Gateway__User__V1__CountUsersResponse.self)
         self.init()
         self.count = m.pointee.count
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -816,7 +816,7 @@ extension Gateway_User_V1_Session {
         if let p = m.pointee.created_at { self.createdAt = try Google_Protobuf_Timestamp(_protobufC: p) }
         if let p = m.pointee.expires_at { self.expiresAt = try Google_Protobuf_Timestamp(_protobufC: p) }
         self.revoked = (m.pointee.revoked != 0)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -900,7 +900,7 @@ extension Gateway_User_V1_CreateSessionRequest {
         self.init()
         self.device = try ProtobufCDecoding.string(m.pointee.device, field: "device", in: "gateway.user.v1.CreateSessionRequest")
         if let p = m.pointee.ttl { self.ttl = try Google_Protobuf_Duration(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -957,7 +957,7 @@ extension Gateway_User_V1_ListSessionsRequest {
         self.pageSize = m.pointee.page_size
         self.pageToken = try ProtobufCDecoding.string(m.pointee.page_token, field: "page_token", in: "gateway.user.v1.ListSessionsRequest")
         self.includeRevoked = (m.pointee.include_revoked != 0)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1020,7 +1020,7 @@ extension Gateway_User_V1_ListSessionsResponse {
         self.init()
         self.sessions = try ProtobufCDecoding.array(m.pointee.n_sessions, m.pointee.sessions) { v in try Gateway_User_V1_Session(_protobufC: v!) }
         self.nextPageToken = try ProtobufCDecoding.string(m.pointee.next_page_token, field: "next_page_token", in: "gateway.user.v1.ListSessionsResponse")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1080,7 +1080,7 @@ extension Gateway_User_V1_RevokeSessionRequest {
         let m = raw.assumingMemoryBound(to: Gateway__User__V1__RevokeSessionRequest.self)
         self.init()
         self.id = try ProtobufCDecoding.string(m.pointee.id, field: "id", in: "gateway.user.v1.RevokeSessionRequest")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

@@ -23,7 +23,7 @@ extension Google_Protobuf_Empty {
     public init(_protobufC raw: UnsafeRawPointer) throws {
         _ = raw.assumingMemoryBound(to: Google__Protobuf__Empty.self)
         self.init()
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

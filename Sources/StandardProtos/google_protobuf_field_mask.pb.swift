@@ -25,7 +25,7 @@ extension Google_Protobuf_FieldMask {
         let m = raw.assumingMemoryBound(to: Google__Protobuf__FieldMask.self)
         self.init()
         self.paths = try ProtobufCDecoding.array(m.pointee.n_paths, m.pointee.paths) { v in try ProtobufCDecoding.string(v, field: "paths", in: "google.protobuf.FieldMask") }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

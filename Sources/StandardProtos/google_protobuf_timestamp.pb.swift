@@ -27,7 +27,7 @@ extension Google_Protobuf_Timestamp {
         self.init()
         self.seconds = m.pointee.seconds
         self.nanos = m.pointee.nanos
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

@@ -83,7 +83,7 @@ extension Grpc_Health_V1_HealthCheckRequest {
         let m = raw.assumingMemoryBound(to: Grpc__Health__V1__HealthCheckRequest.self)
         self.init()
         self.service = try ProtobufCDecoding.string(m.pointee.service, field: "service", in: "grpc.health.v1.HealthCheckRequest")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -131,7 +131,7 @@ extension Grpc_Health_V1_HealthCheckResponse {
         let m = raw.assumingMemoryBound(to: Grpc__Health__V1__HealthCheckResponse.self)
         self.init()
         self.status = Grpc_Health_V1_HealthCheckResponse.ServingStatus(rawValue: Int32(truncatingIfNeeded: m.pointee.status.rawValue))
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

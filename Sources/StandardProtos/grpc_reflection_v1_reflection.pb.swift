@@ -104,7 +104,7 @@ extension Grpc_Reflection_V1_ServerReflectionRequest {
             case 7: self.messageRequest = .listServices(try ProtobufCDecoding.string(m.pointee.list_services, field: "list_services", in: "grpc.reflection.v1.ServerReflectionRequest"))
             default: break
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -199,7 +199,7 @@ extension Grpc_Reflection_V1_ExtensionRequest {
         self.init()
         self.containingType = try ProtobufCDecoding.string(m.pointee.containing_type, field: "containing_type", in: "grpc.reflection.v1.ExtensionRequest")
         self.extensionNumber = m.pointee.extension_number
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -262,7 +262,7 @@ extension Grpc_Reflection_V1_ServerReflectionResponse {
             case 7: self.messageResponse = .errorResponse(try Grpc_Reflection_V1_ErrorResponse(_protobufC: m.pointee.error_response!))
             default: break
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -355,7 +355,7 @@ extension Grpc_Reflection_V1_FileDescriptorResponse {
         let m = raw.assumingMemoryBound(to: Grpc__Reflection__V1__FileDescriptorResponse.self)
         self.init()
         self.fileDescriptorProto = ProtobufCDecoding.array(m.pointee.n_file_descriptor_proto, m.pointee.file_descriptor_proto) { v in ProtobufCDecoding.bytes(v.len, v.data) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -409,7 +409,7 @@ extension Grpc_Reflection_V1_ExtensionNumberResponse {
         self.init()
         self.baseTypeName = try ProtobufCDecoding.string(m.pointee.base_type_name, field: "base_type_name", in: "grpc.reflection.v1.ExtensionNumberResponse")
         self.extensionNumber = ProtobufCDecoding.array(m.pointee.n_extension_number, m.pointee.extension_number)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -469,7 +469,7 @@ extension Grpc_Reflection_V1_ListServiceResponse {
         let m = raw.assumingMemoryBound(to: Grpc__Reflection__V1__ListServiceResponse.self)
         self.init()
         self.service = try ProtobufCDecoding.array(m.pointee.n_service, m.pointee.service) { v in try Grpc_Reflection_V1_ServiceResponse(_protobufC: v!) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -522,7 +522,7 @@ extension Grpc_Reflection_V1_ServiceResponse {
         let m = raw.assumingMemoryBound(to: Grpc__Reflection__V1__ServiceResponse.self)
         self.init()
         self.name = try ProtobufCDecoding.string(m.pointee.name, field: "name", in: "grpc.reflection.v1.ServiceResponse")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -571,7 +571,7 @@ extension Grpc_Reflection_V1_ErrorResponse {
         self.init()
         self.errorCode = m.pointee.error_code
         self.errorMessage = try ProtobufCDecoding.string(m.pointee.error_message, field: "error_message", in: "grpc.reflection.v1.ErrorResponse")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

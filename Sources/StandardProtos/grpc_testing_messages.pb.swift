@@ -330,7 +330,7 @@ extension Grpc_Testing_BoolValue {
         let m = raw.assumingMemoryBound(to: Grpc__Testing__BoolValue.self)
         self.init()
         self.value = (m.pointee.value != 0)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -379,7 +379,7 @@ extension Grpc_Testing_Payload {
         self.init()
         self.type = Grpc_Testing_PayloadType(rawValue: Int32(truncatingIfNeeded: m.pointee.type.rawValue))
         self.body = ProtobufCDecoding.bytes(m.pointee.body.len, m.pointee.body.data)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -435,7 +435,7 @@ extension Grpc_Testing_EchoStatus {
         self.init()
         self.code = m.pointee.code
         self.message = try ProtobufCDecoding.string(m.pointee.message, field: "message", in: "grpc.testing.EchoStatus")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -501,7 +501,7 @@ extension Grpc_Testing_SimpleRequest {
         self.fillGrpclbRouteType = (m.pointee.fill_grpclb_route_type != 0)
         if let p = m.pointee.orca_per_query_report { self.orcaPerQueryReport = try Grpc_Testing_TestOrcaReport(_protobufC: p) }
         if let p = m.pointee.orca_oob_report { self.orcaOobReport = try Grpc_Testing_TestOrcaReport(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -631,7 +631,7 @@ extension Grpc_Testing_SimpleResponse {
         self.serverId = try ProtobufCDecoding.string(m.pointee.server_id, field: "server_id", in: "grpc.testing.SimpleResponse")
         self.grpclbRouteType = Grpc_Testing_GrpclbRouteType(rawValue: Int32(truncatingIfNeeded: m.pointee.grpclb_route_type.rawValue))
         self.hostname = try ProtobufCDecoding.string(m.pointee.hostname, field: "hostname", in: "grpc.testing.SimpleResponse")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -715,7 +715,7 @@ extension Grpc_Testing_StreamingInputCallRequest {
         self.init()
         if let p = m.pointee.payload { self.payload = try Grpc_Testing_Payload(_protobufC: p) }
         if let p = m.pointee.expect_compressed { self.expectCompressed = try Grpc_Testing_BoolValue(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -770,7 +770,7 @@ extension Grpc_Testing_StreamingInputCallResponse {
         let m = raw.assumingMemoryBound(to: Grpc__Testing__StreamingInputCallResponse.self)
         self.init()
         self.aggregatedPayloadSize = m.pointee.aggregated_payload_size
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -820,7 +820,7 @@ extension Grpc_Testing_ResponseParameters {
         self.size = m.pointee.size
         self.intervalUs = m.pointee.interval_us
         if let p = m.pointee.compressed { self.compressed = try Grpc_Testing_BoolValue(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -886,7 +886,7 @@ extension Grpc_Testing_StreamingOutputCallRequest {
         if let p = m.pointee.payload { self.payload = try Grpc_Testing_Payload(_protobufC: p) }
         if let p = m.pointee.response_status { self.responseStatus = try Grpc_Testing_EchoStatus(_protobufC: p) }
         if let p = m.pointee.orca_oob_report { self.orcaOobReport = try Grpc_Testing_TestOrcaReport(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -967,7 +967,7 @@ extension Grpc_Testing_StreamingOutputCallResponse {
         let m = raw.assumingMemoryBound(to: Grpc__Testing__StreamingOutputCallResponse.self)
         self.init()
         if let p = m.pointee.payload { self.payload = try Grpc_Testing_Payload(_protobufC: p) }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1015,7 +1015,7 @@ extension Grpc_Testing_ReconnectParams {
         let m = raw.assumingMemoryBound(to: Grpc__Testing__ReconnectParams.self)
         self.init()
         self.maxReconnectBackoffMs = m.pointee.max_reconnect_backoff_ms
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1064,7 +1064,7 @@ extension Grpc_Testing_ReconnectInfo {
         self.init()
         self.passed = (m.pointee.passed != 0)
         self.backoffMs = ProtobufCDecoding.array(m.pointee.n_backoff_ms, m.pointee.backoff_ms)
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1125,7 +1125,7 @@ extension Grpc_Testing_LoadBalancerStatsRequest {
         self.init()
         self.numRpcs = m.pointee.num_rpcs
         self.timeoutSec = m.pointee.timeout_sec
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1194,7 +1194,7 @@ extension Grpc_Testing_LoadBalancerStatsResponse {
             if entry.pointee._value_case.rawValue == 2 { value = try Grpc_Testing_LoadBalancerStatsResponse.RpcsByPeer(_protobufC: entry.pointee.value!) }
             return (key, value)
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1294,7 +1294,7 @@ extension Grpc_Testing_LoadBalancerStatsResponse.RpcsByPeer {
             if entry.pointee._value_case.rawValue == 2 { value = entry.pointee.value }
             return (key, value)
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1357,7 +1357,7 @@ extension Grpc_Testing_LoadBalancerAccumulatedStatsRequest {
     public init(_protobufC raw: UnsafeRawPointer) throws {
         _ = raw.assumingMemoryBound(to: Grpc__Testing__LoadBalancerAccumulatedStatsRequest.self)
         self.init()
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1420,7 +1420,7 @@ extension Grpc_Testing_LoadBalancerAccumulatedStatsResponse {
             if entry.pointee._value_case.rawValue == 2 { value = try Grpc_Testing_LoadBalancerAccumulatedStatsResponse.MethodStats(_protobufC: entry.pointee.value!) }
             return (key, value)
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1560,7 +1560,7 @@ extension Grpc_Testing_LoadBalancerAccumulatedStatsResponse.MethodStats {
             if entry.pointee._value_case.rawValue == 2 { value = entry.pointee.value }
             return (key, value)
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1633,7 +1633,7 @@ extension Grpc_Testing_ClientConfigureRequest {
         self.types = ProtobufCDecoding.array(m.pointee.n_types, m.pointee.types) { v in Grpc_Testing_ClientConfigureRequest.RpcType(rawValue: Int32(truncatingIfNeeded: v.rawValue)) }
         self.metadata = try ProtobufCDecoding.array(m.pointee.n_metadata, m.pointee.metadata) { v in try Grpc_Testing_ClientConfigureRequest.Metadata(_protobufC: v!) }
         self.timeoutSec = m.pointee.timeout_sec
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1707,7 +1707,7 @@ extension Grpc_Testing_ClientConfigureRequest.Metadata {
         self.type = Grpc_Testing_ClientConfigureRequest.RpcType(rawValue: Int32(truncatingIfNeeded: m.pointee.type.rawValue))
         self.key = try ProtobufCDecoding.string(m.pointee.key, field: "key", in: "grpc.testing.ClientConfigureRequest.Metadata")
         self.value = try ProtobufCDecoding.string(m.pointee.value, field: "value", in: "grpc.testing.ClientConfigureRequest.Metadata")
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1768,7 +1768,7 @@ extension Grpc_Testing_ClientConfigureResponse {
     public init(_protobufC raw: UnsafeRawPointer) throws {
         _ = raw.assumingMemoryBound(to: Grpc__Testing__ClientConfigureResponse.self)
         self.init()
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
@@ -1819,7 +1819,7 @@ extension Grpc_Testing_TestOrcaReport {
             if entry.pointee._value_case.rawValue == 2 { value = entry.pointee.value }
             return (key, value)
         }
-        self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
     public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {

@@ -66,6 +66,7 @@ struct BinaryCodecTests {
         [0x72, 0x05, 0x61],  // length beyond the buffer
         [0x7A, 0x80, 0xC2, 0xD7, 0x2F, 0x00],  // 100 MB declared length
         [0x0B, 0x0C],  // group
+        [0x80, 0x00, 0x01],  // field number 0 behind a redundant tag byte (found by the fuzzer)
     ] as [[UInt8]])
     func malformedInputThrows(bytes: [UInt8]) {
         #expect(throws: ProtoDecodingError.self) { try AllTypes(serializedBytes: bytes) }

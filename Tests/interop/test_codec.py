@@ -382,6 +382,7 @@ MALFORMED = {
     "invalid UTF-8 in a string": b"\x72\x02\xc3\x28",
     "truncated nested message": b"\x82\x01\x04\x08\x01",
     "field number zero": b"\x00\x01",
+    "field number zero behind a redundant tag byte": b"\x80\x00\x01",
     "wrong wire type for a known field": b"\x85\x01\x00\x00\x00\x00",
     "group wire type": b"\x0b\x0c",
 }

@@ -109,7 +109,7 @@ struct MessageGenerator {
                     w.line("default: break")
                 }
             }
-            w.line("self.unknownFields = ProtobufCDecoding.unknownFields(of: raw)")
+            w.line("self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)")
         }
         w.line()
         try w.block("public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer") { w in
