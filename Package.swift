@@ -65,6 +65,8 @@ let package = Package(
             // The codec fuzz property (scripts/fuzz), shared by the libFuzzer target and the corpus replay test.
             .target(name: "CodecFuzzing", dependencies: ["ConformanceProtos", "GatewayProtos", "StandardProtos", "ProtoRuntime"]),
             .executableTarget(name: "codec-fuzz", dependencies: ["CodecFuzzing"]),
+            // Codec throughput, printed next to upb and swift-protobuf by scripts/bench-codec.
+            .executableTarget(name: "codec-bench", dependencies: ["GatewayProtos", "StandardProtos", "ProtoRuntime"]),
 
             .testTarget(
                 name: "ProtoRuntimeTests",
