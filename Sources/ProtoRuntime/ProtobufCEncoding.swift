@@ -30,35 +30,47 @@ extension Array: ProtoOutputBuffer where Element == UInt8 {
 extension ProtoMessage {
     /// The protobuf binary encoding. Map entries are written in key order, so equal messages encode equally.
     public func serializedBytes() throws -> [UInt8] {
-        try withProtobufC { message in
+        var bytes: [UInt8] = []
+        try ProtobufCEncoding.pack({ try self._protobufC($0) }) { message in
             let size = protobuf_c_message_get_packed_size(message)
-            return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
                 count = protobuf_c_message_pack(message, buffer.baseAddress)
             }
         }
+        return bytes
     }
 
     /// Appends the binary encoding to `buffer` and returns its length.
     @discardableResult
     public func serialize(into buffer: inout some ProtoOutputBuffer) throws -> Int {
-        try withProtobufC { message in
+        var written = 0
+        try ProtobufCEncoding.pack({ try self._protobufC($0) }) { message in
             let size = protobuf_c_message_get_packed_size(message)
-            return buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            written = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
                 protobuf_c_message_pack(message, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
         }
+        return written
     }
 
     /// The length of the binary encoding.
     public func serializedSize() throws -> Int {
-        try withProtobufC { protobuf_c_message_get_packed_size($0) }
+        var size = 0
+        try ProtobufCEncoding.pack({ try self._protobufC($0) }) { size = protobuf_c_message_get_packed_size($0) }
+        return size
     }
+}
 
-    private func withProtobufC<R>(_ body: (UnsafePointer<ProtobufCMessage>) throws -> R) throws -> R {
-        let arena = Arena(initialCapacity: 1024, limit: .max)
-        return try withExtendedLifetime(arena) {
-            let message = try _protobufC(ProtobufCEncoder(arena: arena))
-            return try body(message.assumingMemoryBound(to: ProtobufCMessage.self))
+enum ProtobufCEncoding {
+    /// Builds the C message in an arena (`build` is the generated `_protobufC`) and hands it to `use`.
+    /// Not generic, so it is compiled once for all message types instead of run through metadata per call.
+    static func pack(
+        _ build: (ProtobufCEncoder) throws -> UnsafeMutableRawPointer,
+        _ use: (UnsafePointer<ProtobufCMessage>) -> Void
+    ) throws {
+        try Arena.withArena(initialCapacity: 4096, limit: .max) { arena in
+            let message = try build(ProtobufCEncoder(arena: arena))
+            use(message.assumingMemoryBound(to: ProtobufCMessage.self))
         }
     }
 }
@@ -66,17 +78,21 @@ extension ProtoMessage {
 /// Builds protobuf-c structs in an arena; called by generated code only, and valid only during the encode
 /// that created it.
 public struct ProtobufCEncoder {
-    private let arena: UnsafeMutablePointer<Arena.State>
+    @usableFromInline
+    let arena: UnsafeMutablePointer<Arena.State>
 
-    init(arena: borrowing Arena) {
+    init(arena: Arena) {
         self.arena = arena.state
     }
 
     /// Uninitialized memory for one C struct; generated code calls the struct's protobuf-c `init` on it.
+    /// The generic helpers are inlinable so that generated code gets them specialized to its C types.
+    @inlinable
     public func allocate<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
         allocateArray(type, count: 1)!
     }
 
+    @inlinable
     public func allocateArray<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T>? {
         guard count > 0 else { return nil }
         let (size, overflow) = MemoryLayout<T>.stride.multipliedReportingOverflow(by: count)
@@ -88,20 +104,29 @@ public struct ProtobufCEncoder {
     /// A NUL-terminated copy. protobuf-c measures strings with `strlen`, so a string containing U+0000 cannot
     /// be encoded faithfully and is refused rather than truncated. An empty string gets its own copy too:
     /// protobuf-c skips a oneof string that points at the shared default.
+    @inlinable
     public func string(_ value: String, field: StaticString, in message: String) throws -> UnsafeMutablePointer<CChar> {
-        var value = value
-        return try value.withUTF8 { utf8 in
-            guard utf8.isEmpty || memchr(utf8.baseAddress!, 0, utf8.count) == nil else {
-                throw ProtoEncodingError("\(message).\(field) contains U+0000, which protobuf-c cannot encode")
-            }
-            let out = allocateArray(CChar.self, count: utf8.count + 1)!
-            if !utf8.isEmpty { UnsafeMutableRawPointer(out).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count) }
-            out[utf8.count] = 0
-            return out
+        let copied = value.utf8.withContiguousStorageIfAvailable { copyString($0) }
+        guard let copied = copied ?? Array(value.utf8).withUnsafeBufferPointer({ copyString($0) }) else {
+            throw ProtoEncodingError("\(message).\(field) contains U+0000, which protobuf-c cannot encode")
         }
+        return copied
+    }
+
+    /// A NUL-terminated copy of `utf8`, or nil if it contains NUL.
+    @inlinable
+    func copyString(_ utf8: UnsafeBufferPointer<UInt8>) -> UnsafeMutablePointer<CChar>? {
+        let out = allocateArray(CChar.self, count: utf8.count + 1)!
+        if let base = utf8.baseAddress, !utf8.isEmpty {
+            guard memchr(base, 0, utf8.count) == nil else { return nil }
+            UnsafeMutableRawPointer(out).copyMemory(from: base, byteCount: utf8.count)
+        }
+        out[utf8.count] = 0
+        return out
     }
 
     /// A copy of a `bytes` value (never nil, so protobuf-c can write an empty value inside a oneof).
+    @inlinable
     public func bytes(_ value: [UInt8]) -> UnsafeMutablePointer<UInt8> {
         let out = allocateArray(UInt8.self, count: max(value.count, 1))!
         if !value.isEmpty {
@@ -111,6 +136,7 @@ public struct ProtobufCEncoder {
     }
 
     /// A repeated field whose C and Swift element types are the same.
+    @inlinable
     public func array<T>(_ values: [T]) -> UnsafeMutablePointer<T>? {
         guard let out = allocateArray(T.self, count: values.count) else { return nil }
         values.withUnsafeBufferPointer { out.initialize(from: $0.baseAddress!, count: $0.count) }
@@ -118,6 +144,7 @@ public struct ProtobufCEncoder {
     }
 
     /// A repeated field whose elements need converting.
+    @inlinable
     public func array<T, C>(_ values: [T], _ type: C.Type, _ transform: (T) throws -> C) rethrows -> UnsafeMutablePointer<C>? {
         guard let out = allocateArray(C.self, count: values.count) else { return nil }
         for (i, v) in values.enumerated() { (out + i).initialize(to: try transform(v)) }
@@ -125,8 +152,13 @@ public struct ProtobufCEncoder {
     }
 
     /// Attaches unknown fields to the C message at `message`, so protobuf-c writes them after the known ones.
+    @inlinable
     public func setUnknownFields(_ unknown: UnknownFields, on message: UnsafeMutableRawPointer) {
-        guard !unknown.isEmpty else { return }
+        if !unknown.isEmpty { attachUnknownFields(unknown, on: message) }
+    }
+
+    @usableFromInline
+    func attachUnknownFields(_ unknown: UnknownFields, on message: UnsafeMutableRawPointer) {
         let out = allocateArray(ProtobufCMessageUnknownField.self, count: unknown.fields.count)!
         for (i, f) in unknown.fields.enumerated() {
             (out + i).initialize(to: ProtobufCMessageUnknownField(
