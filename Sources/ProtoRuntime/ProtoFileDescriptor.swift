@@ -16,9 +16,14 @@ public struct ProtoFileDescriptor: Sendable {
         self.package = package
         self.dependencies = dependencies
         self.symbols = symbols
-        guard let bytes = try? Base64.decode(serializedBase64) else {
-            preconditionFailure("generated descriptor of \(name) is not valid base64")
+        serialized = Self.decodeBase64(serializedBase64)
+    }
+
+    /// For generated code: decodes an embedded descriptor.
+    public static func decodeBase64(_ text: String) -> [UInt8] {
+        guard let bytes = try? Base64.decode(text) else {
+            preconditionFailure("a generated descriptor is not valid base64")
         }
-        serialized = bytes
+        return bytes
     }
 }

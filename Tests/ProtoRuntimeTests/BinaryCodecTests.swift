@@ -105,3 +105,18 @@ struct BinaryCodecTests {
         #expect(Conformance_V1_Color.allCases.count == 6)
     }
 }
+
+@Suite("embedded descriptors")
+struct EmbeddedDescriptorTests {
+    @Test func filesAndSetAreEmbedded() throws {
+        let files = StandardProtosDescriptors.files
+        #expect(files.map(\.name).contains("grpc/health/v1/health.proto"))
+        let health = try #require(files.first { $0.name == "grpc/health/v1/health.proto" })
+        #expect(health.symbols.contains("grpc.health.v1.Health.Watch"))
+        #expect(health.symbols.contains("grpc.health.v1.HealthCheckResponse.ServingStatus"))
+        // A FileDescriptorSet is `repeated FileDescriptorProto file = 1`: each file appears as field 1.
+        let set = StandardProtosDescriptors.fileDescriptorSet
+        #expect(set.first == 0x0A)
+        #expect(set.count > files.map(\.serialized.count).reduce(0, +))
+    }
+}

@@ -31,6 +31,32 @@ public final class DescriptorSet {
         files.first { $0.name == name }
     }
 
+    /// A serialized `FileDescriptorSet` of `names` and everything they import, dependencies first (as
+    /// `protoc --include_imports` writes it), unchanged from protoc's output.
+    public func serializedSet(of names: [String]) throws -> [UInt8] {
+        var ordered: [String] = []
+        func visit(_ name: String) throws {
+            guard !ordered.contains(name) else { return }
+            guard let file = file(named: name) else { throw CodegenError("\(name) is not in the descriptor set") }
+            for dependency in file.dependencies { try visit(dependency) }
+            ordered.append(name)
+        }
+        for name in names { try visit(name) }
+        let all = (0..<set.pointee.n_file).map { set.pointee.file[$0]! }
+        let chosen = ordered.map { name in all.first { String(cString: $0.pointee.name) == name }! }
+        var subset = Google__Protobuf__FileDescriptorSet()
+        google__protobuf__file_descriptor_set__init(&subset)
+        return chosen.withUnsafeBufferPointer { files in
+            subset.n_file = files.count
+            subset.file = UnsafeMutablePointer(mutating: files.baseAddress!.withMemoryRebound(
+                to: UnsafeMutablePointer<Google__Protobuf__FileDescriptorProto>?.self, capacity: files.count) { $0 })
+            let size = google__protobuf__file_descriptor_set__get_packed_size(&subset)
+            return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = google__protobuf__file_descriptor_set__pack(&subset, buffer.baseAddress)
+            }
+        }
+    }
+
     /// The same set reshaped so that protoc-c 1.4.1 generates C that encodes exactly like upb and C++ protobuf.
     ///
     /// Three things differ otherwise, each fixed by giving the field explicit presence through a one-field

@@ -55,6 +55,8 @@ struct ModuleGenerator {
     let module: String
     let files: [FileDescriptor]
     let table: TypeTable
+    /// The module's files and their imports as one serialized `FileDescriptorSet`.
+    let descriptorSet: [UInt8]
 
     var typeName: String { module + "Descriptors" }
 
@@ -80,6 +82,12 @@ struct ModuleGenerator {
                 w.line("    ),")
             }
             w.line("]")
+            w.line()
+            w.line("/// The files above and everything they import, as one serialized `FileDescriptorSet` (what")
+            w.line("/// `protoc --include_imports --descriptor_set_out` writes; `grpcurl -protoset` reads it).")
+            w.line("public static let fileDescriptorSet: [UInt8] = ProtoFileDescriptor.decodeBase64(")
+            w.line("    \"\(base64(descriptorSet))\"")
+            w.line(")")
             w.line()
             w.line("/// Every generated message type, nested ones included.")
             w.line("public static let messageTypes: [any ProtoMessage.Type] = [")

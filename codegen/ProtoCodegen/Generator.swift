@@ -26,7 +26,9 @@ public enum Generator {
             for f in files {
                 sources[FileGenerator.outputName(for: f.name)] = try FileGenerator(file: f, module: m.name, table: table).generate()
             }
-            let registry = ModuleGenerator(module: m.name, files: files, table: table)
+            let registry = ModuleGenerator(
+                module: m.name, files: files, table: table, descriptorSet: try set.serializedSet(of: m.files)
+            )
             sources[registry.typeName + ".swift"] = try registry.generate()
             out[m.name] = sources
         }
