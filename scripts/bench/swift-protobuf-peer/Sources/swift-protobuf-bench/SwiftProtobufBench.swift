@@ -4,7 +4,7 @@ import SwiftProtobuf
 /// Encode and decode throughput of swift-protobuf, for scripts/bench-codec: the counterpart of
 /// Sources/codec-bench/CodecBench.swift, with the same messages, cases, timing and output.
 ///
-///     swift-protobuf-bench [--seconds S]
+///     swift-protobuf-bench [--seconds S] [--iterations N] [--filter name/op]
 ///
 /// Output: one line per case, `name op ns_per_op msgs_per_s mb_per_s bytes`.
 /// The message types come from Generated/, which scripts/bench-codec writes with protoc-gen-swift.
@@ -16,8 +16,10 @@ struct SwiftProtobufBench {
         while let arg = args.popFirst() {
             switch arg {
             case "--seconds": seconds = Double(args.popFirst() ?? "") ?? seconds
+            case "--iterations": iterations = Int(args.popFirst() ?? "")
+            case "--filter": filter = args.popFirst()
             default:
-                print("usage: swift-protobuf-bench [--seconds S]")
+                print("usage: swift-protobuf-bench [--seconds S] [--iterations N] [--filter name/op]")
                 exit(2)
             }
         }
@@ -66,15 +68,25 @@ struct SwiftProtobufBench {
         ]
     }
 
-    /// codec-bench's timing: ContinuousClock, batches of 64 until `seconds` have passed.
+    nonisolated(unsafe) static var iterations: Int?
+    nonisolated(unsafe) static var filter: String?
+
+    /// codec-bench's timing: ContinuousClock, batches of 64 until `seconds` have passed, or exactly
+    /// `--iterations` runs (for instruction counts under callgrind).
     static func run(_ name: String, _ op: String, bytes: Int, seconds: Double, _ body: () throws -> Void) throws {
+        if let filter, "\(name)/\(op)" != filter { return }
         let clock = ContinuousClock()
         var count = 0
         let start = clock.now
-        let deadline = start + .milliseconds(Int(seconds * 1000))
-        while clock.now < deadline {
-            for _ in 0..<64 { try body() }
-            count += 64
+        if let iterations {
+            for _ in 0..<iterations { try body() }
+            count = iterations
+        } else {
+            let deadline = start + .milliseconds(Int(seconds * 1000))
+            while clock.now < deadline {
+                for _ in 0..<64 { try body() }
+                count += 64
+            }
         }
         let elapsed = start.duration(to: clock.now)
         let secs = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
