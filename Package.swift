@@ -8,6 +8,8 @@ let cLibraries: [Target] = [
     .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
     .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
     .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+    // gzip message compression (grpc-encoding); zlib is what curl and OpenSSL already link.
+    .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 ]
 
 // Generated code: protoc-c output (C target) + our generator's Swift (Swift target), one pair per schema group.
@@ -36,6 +38,12 @@ let package = Package(
         .library(name: "ProtoRuntime", targets: ["ProtoRuntime"]),
         .library(name: "RPCCore", targets: ["RPCCore"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+    ],
     targets: cLibraries
         + protos("StandardProtos")
         + protos("GatewayProtos", dependencies: ["StandardProtos"])
@@ -45,6 +53,32 @@ let package = Package(
             .target(name: "ProtoRuntime", dependencies: ["CProtobufC"]),
             // Transport-agnostic RPC model: status, metadata, method descriptors, service and client protocols.
             .target(name: "RPCCore", dependencies: ["ProtoRuntime"]),
+            // gRPC over HTTP/2: libnghttp2 driven sans-I/O from SwiftNIO channels; server and client.
+            .target(
+                name: "RPCHTTP2",
+                dependencies: [
+                    "RPCCore", "CNGHTTP2", "CZlib",
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                    .product(name: "Logging", package: "swift-log"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                ]
+            ),
+
+            // grpc.health.v1 and server reflection (v1 and v1alpha), for any server.
+            .target(name: "StandardServices", dependencies: ["RPCCore", "StandardProtos", "ProtoRuntime"]),
+
+            // The interop spec's TestService (server side) and test cases (client side).
+            .target(name: "InteropTesting", dependencies: ["RPCCore", "StandardProtos"]),
+            .executableTarget(
+                name: "interop-server",
+                dependencies: [
+                    "InteropTesting", "RPCHTTP2", "StandardServices", "StandardProtos",
+                    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                    .product(name: "Logging", package: "swift-log"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                ]
+            ),
 
             // Code generator (reads protoc's descriptor sets through protobuf-c).
             .target(

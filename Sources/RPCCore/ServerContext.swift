@@ -11,19 +11,23 @@ public struct ServerContext: Sendable {
     public let deadline: ContinuousClock.Instant?
     /// Metadata sent back: initial metadata with the first response, trailing metadata with the status.
     public let responseMetadata: ResponseMetadata
+    /// The request's `grpc-encoding` (e.g. `gzip`), nil when its messages are not compressed.
+    public let requestEncoding: String?
 
     public init(
         descriptor: MethodDescriptor,
         requestMetadata: Metadata,
         peer: String,
         deadline: ContinuousClock.Instant?,
-        responseMetadata: ResponseMetadata = ResponseMetadata()
+        responseMetadata: ResponseMetadata = ResponseMetadata(),
+        requestEncoding: String? = nil
     ) {
         self.descriptor = descriptor
         self.requestMetadata = requestMetadata
         self.peer = peer
         self.deadline = deadline
         self.responseMetadata = responseMetadata
+        self.requestEncoding = requestEncoding
     }
 }
 
@@ -33,6 +37,7 @@ public final class ResponseMetadata: Sendable {
         var initial = Metadata()
         var trailing = Metadata()
         var initialSent = false
+        var compress: Bool?
     }
 
     private let state = Mutex(State())
@@ -51,6 +56,13 @@ public final class ResponseMetadata: Sendable {
 
     public func addTrailing(_ metadata: Metadata) {
         state.withLock { $0.trailing.add(contentsOf: metadata) }
+    }
+
+    /// Whether the messages written from now on are compressed (with a coding the client accepts); nil
+    /// leaves it to the server's configuration. Takes effect message by message.
+    public var compressMessages: Bool? {
+        get { state.withLock { $0.compress } }
+        set { state.withLock { $0.compress = newValue } }
     }
 
     /// For transports: the initial metadata, marking it sent.

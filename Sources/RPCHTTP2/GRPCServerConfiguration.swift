@@ -1,0 +1,46 @@
+/// How a ``GRPCServer`` listens and what it allows. Defaults follow gRPC's (GRPC-WIRE F5, K2, R10).
+public struct GRPCServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Largest request message accepted, after decompression too (default 4 MiB); larger: RESOURCE_EXHAUSTED.
+    public var maxReceiveMessageSize = 4 << 20
+    /// Largest request header list (name + value + 32 per field), advertised in SETTINGS; larger: RST_STREAM.
+    public var maxHeaderListSize = 16 << 10
+    public var maxConcurrentStreams: UInt32 = 1000
+    /// Each stream's receive window; with the reader-paced WINDOW_UPDATEs it bounds what one stream buffers.
+    public var streamWindowSize: UInt32 = 1 << 20
+    /// The connection's receive window: all of a connection's unread request bytes fit in it.
+    public var connectionWindowSize: Int32 = 16 << 20
+    /// A writer waits while more than this many response bytes of its stream wait to be sent.
+    public var streamSendBufferSize = 1 << 20
+    /// Compress responses with what the client accepts (gzip preferred) unless a handler says otherwise.
+    public var compressResponses = false
+    public var keepalive = Keepalive()
+    /// After a graceful shutdown begins, in-flight RPCs get this long before connections are closed.
+    public var shutdownGracePeriod: Duration = .seconds(10)
+
+    /// PING policy (grpc/grpc `doc/keepalive.md`): a client pinging more often than `minPingInterval`
+    /// earns a strike; beyond `maxPingStrikes` it gets GOAWAY ENHANCE_YOUR_CALM `too_many_pings`.
+    public struct Keepalive: Sendable {
+        public var minPingInterval: Duration = .seconds(300)
+        public var maxPingStrikes = 2
+        /// Allow pings while no RPC is open (otherwise each one is a strike).
+        public var permitWithoutCalls = false
+
+        public init() {}
+    }
+
+    public init(host: String = "127.0.0.1", port: Int = 50051) {
+        self.host = host
+        self.port = port
+    }
+
+    public static var defaults: Self { .init() }
+
+    /// Starts from the defaults and applies `configure`.
+    public static func defaults(configure: (inout Self) -> Void) -> Self {
+        var c = Self()
+        configure(&c)
+        return c
+    }
+}

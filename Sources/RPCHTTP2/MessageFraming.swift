@@ -1,0 +1,86 @@
+import NIOCore
+
+/// gRPC's length-prefixed messages (GRPC-WIRE F1–F7): a flag byte (1 = compressed), a 4-byte big-endian
+/// length, the message. DATA frame boundaries mean nothing to it.
+struct MessageDeframer {
+    enum Failure: Error, Equatable {
+        /// The declared length exceeds the limit; checked before buffering (F5).
+        case tooLarge(length: Int, limit: Int)
+        /// Flag 1 without a `grpc-encoding` (F4).
+        case compressedWithoutEncoding
+        case decompressionFailed
+        case decompressedTooLarge(limit: Int)
+        /// The stream ended inside a message (F7).
+        case truncated
+    }
+
+    struct Message {
+        var bytes: [UInt8]
+        /// What the message occupied in DATA frames, for flow control.
+        var wireSize: Int
+    }
+
+    let maxMessageSize: Int
+    let encoding: MessageEncoding?
+    private var buffer = ByteBuffer()
+
+    init(maxMessageSize: Int, encoding: MessageEncoding?) {
+        self.maxMessageSize = maxMessageSize
+        self.encoding = encoding == .identity ? nil : encoding
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if buffer.readableBytes == 0 { buffer.clear() }
+        buffer.writeBytes(bytes)
+    }
+
+    /// Bytes of a message not yet complete.
+    var pendingBytes: Int { buffer.readableBytes }
+
+    /// The length a started message declared, once its prefix is in.
+    var pendingMessageLength: Int? {
+        guard buffer.readableBytes >= 5 else { return nil }
+        return buffer.getInteger(at: buffer.readerIndex + 1, as: UInt32.self).map(Int.init)
+    }
+
+    mutating func next() throws(Failure) -> Message? {
+        guard buffer.readableBytes >= 5,
+              let flag = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self),
+              let length32 = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt32.self)
+        else { return nil }
+        let length = Int(length32)
+        guard length <= maxMessageSize else { throw .tooLarge(length: length, limit: maxMessageSize) }
+        guard buffer.readableBytes >= 5 + length else { return nil }
+        buffer.moveReaderIndex(forwardBy: 5)
+        let payload = buffer.readBytes(length: length)!
+        guard flag != 0 else { return Message(bytes: payload, wireSize: 5 + length) }
+        guard let encoding else { throw .compressedWithoutEncoding }
+        do {
+            return Message(bytes: try encoding.decompress(payload, limit: maxMessageSize), wireSize: 5 + length)
+        } catch {
+            throw error.reason == .tooLarge ? .decompressedTooLarge(limit: maxMessageSize) : .decompressionFailed
+        }
+    }
+
+    /// At the end of the stream: nothing may be left over.
+    func finish() throws(Failure) {
+        if buffer.readableBytes > 0 { throw .truncated }
+    }
+}
+
+enum MessageFramer {
+    /// The framed message, compressed when `encoding` is set and compression makes it smaller.
+    static func frame(_ message: [UInt8], encoding: MessageEncoding?, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var payload = message
+        var flag: UInt8 = 0
+        if let encoding, encoding != .identity {
+            payload = encoding.compress(message)
+            flag = 1
+        }
+        var buffer = allocator.buffer(capacity: 5 + payload.count)
+        buffer.writeInteger(flag)
+        buffer.writeInteger(UInt32(payload.count))
+        buffer.writeBytes(payload)
+        return buffer
+    }
+}

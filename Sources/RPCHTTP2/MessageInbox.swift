@@ -1,0 +1,223 @@
+import RPCCore
+import Synchronization
+
+/// One stream's received messages: filled on the event loop, read by the RPC's task.
+///
+/// Flow control follows the reader: each message carries what it cost in the HTTP/2 windows, and that is
+/// given back (``consumed``) only when the task takes the message, batched so that a burst of small
+/// messages costs one event-loop hop rather than one each.
+final class MessageInbox: AsyncSequence, Sendable {
+    typealias Element = [UInt8]
+
+    struct Message {
+        var bytes: [UInt8]
+        /// Window bytes to give back when the message is taken.
+        var cost: Int
+    }
+
+    private struct State {
+        var queue: [Message] = []
+        var head = 0
+        var end: (any Error)?? = nil
+        var waiter: CheckedContinuation<[UInt8]?, any Error>?
+        /// Costs of taken messages not yet handed to `consumed`.
+        var pendingCost = 0
+        var consumeScheduled = false
+        /// After the peer's END_STREAM the windows no longer matter: costs were all given back at once.
+        var costsReleased = false
+    }
+
+    private let state = Mutex(State())
+    /// Called (from the reading task) when costs should be given back; it hops to the event loop, which calls
+    /// ``takePendingCost()``.
+    private let consumed: @Sendable () -> Void
+    /// Give back costs once this many bytes are pending (or the queue runs dry).
+    private let batch: Int
+
+    init(batch: Int, consumed: @escaping @Sendable () -> Void) {
+        self.batch = batch
+        self.consumed = consumed
+    }
+
+    // MARK: Event loop side
+
+    func push(_ message: Message) {
+        let waiter: CheckedContinuation<[UInt8]?, any Error>? = state.withLock { s in
+            if let w = s.waiter {
+                s.waiter = nil
+                if !s.costsReleased { s.pendingCost += message.cost }
+                return w
+            }
+            s.queue.append(message)
+            return nil
+        }
+        waiter?.resume(returning: message.bytes)
+        if waiter != nil { scheduleConsumeIfNeeded(queueEmpty: true) }
+    }
+
+    /// Ends the sequence: normally (`nil`) or with an error the reader gets.
+    func finish(_ error: (any Error)? = nil) {
+        let waiter: CheckedContinuation<[UInt8]?, any Error>? = state.withLock { s in
+            guard s.end == nil else { return nil }
+            s.end = .some(error)
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
+    }
+
+    /// The peer has ended the stream: returns every cost not yet given back (queued messages included), and
+    /// from now on taking a message costs nothing.
+    func releaseAllCosts() -> Int {
+        state.withLock { s in
+            guard !s.costsReleased else { return 0 }
+            s.costsReleased = true
+            let queued = s.queue[s.head...].reduce(0) { $0 + $1.cost }
+            defer { s.pendingCost = 0 }
+            return queued + s.pendingCost
+        }
+    }
+
+    /// Costs to give back now (resets the batch).
+    func takePendingCost() -> Int {
+        state.withLock { s in
+            s.consumeScheduled = false
+            defer { s.pendingCost = 0 }
+            return s.pendingCost
+        }
+    }
+
+    // MARK: Reader side
+
+    func next() async throws -> [UInt8]? {
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8]?, any Error>) in
+                enum Outcome { case message([UInt8], queueEmpty: Bool), end((any Error)?), wait }
+                let outcome: Outcome = state.withLock { s in
+                    if s.head < s.queue.count {
+                        let m = s.queue[s.head]
+                        s.head += 1
+                        if s.head == s.queue.count {
+                            s.queue.removeAll(keepingCapacity: true)
+                            s.head = 0
+                        }
+                        if !s.costsReleased { s.pendingCost += m.cost }
+                        return .message(m.bytes, queueEmpty: s.head == s.queue.count)
+                    }
+                    if let end = s.end { return .end(end) }
+                    if Task.isCancelled { return .end(CancellationError()) }
+                    s.waiter = continuation
+                    return .wait
+                }
+                switch outcome {
+                case .message(let bytes, let queueEmpty):
+                    continuation.resume(returning: bytes)
+                    scheduleConsumeIfNeeded(queueEmpty: queueEmpty)
+                case .end(let error?):
+                    continuation.resume(throwing: error)
+                case .end(nil):
+                    continuation.resume(returning: nil)
+                case .wait:
+                    break
+                }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s in
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    private func scheduleConsumeIfNeeded(queueEmpty: Bool) {
+        let schedule = state.withLock { s in
+            guard !s.consumeScheduled, s.pendingCost > 0, queueEmpty || s.pendingCost >= batch else { return false }
+            s.consumeScheduled = true
+            return true
+        }
+        if schedule { consumed() }
+    }
+
+    func makeAsyncIterator() -> Iterator { Iterator(inbox: self) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        let inbox: MessageInbox
+        mutating func next() async throws -> [UInt8]? { try await inbox.next() }
+    }
+}
+
+/// One stream's outgoing messages on their way to the event loop. A writer suspends while more than
+/// `highWater` bytes wait there (the peer's window is shut, or the socket is full), so a client that stops
+/// reading stops the handler instead of growing the server's memory.
+final class OutboundGate: Sendable {
+    private struct State {
+        var queued = 0
+        var waiter: CheckedContinuation<Void, any Error>?
+        var closed: (any Error)?
+    }
+
+    private let state = Mutex(State())
+    let highWater: Int
+    let lowWater: Int
+
+    init(highWater: Int, lowWater: Int) {
+        self.highWater = highWater
+        self.lowWater = lowWater
+    }
+
+    /// Before handing `bytes` to the event loop: throws if the stream is gone.
+    func reserve(_ bytes: Int) throws {
+        try state.withLock { s in
+            if let closed = s.closed { throw closed }
+            s.queued += bytes
+        }
+    }
+
+    /// After handing them over: waits while the queue is above the high-water mark.
+    func waitForRoom() async throws {
+        guard state.withLock({ $0.queued > highWater && $0.closed == nil }) else {
+            if let closed = state.withLock({ $0.closed }) { throw closed }
+            return
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let resumeNow: Result<Void, any Error>? = state.withLock { s in
+                    if let closed = s.closed { return .failure(closed) }
+                    if s.queued <= lowWater { return .success(()) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    s.waiter = continuation
+                    return nil
+                }
+                if let resumeNow { continuation.resume(with: resumeNow) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s in
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// On the event loop: `bytes` left for the socket.
+    func drained(_ bytes: Int) {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+            s.queued -= bytes
+            guard s.queued <= lowWater else { return nil }
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// On the event loop: the stream is gone; writers get `error`.
+    func close(_ error: any Error) {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
+            if s.closed == nil { s.closed = error }
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(throwing: error)
+    }
+}

@@ -1,0 +1,63 @@
+import ProtoRuntime
+import RPCCore
+
+/// Custom metadata in HTTP/2 header fields (GRPC-WIRE R6, R7).
+enum MetadataCoding {
+    /// Header names that are part of the protocol, never custom metadata.
+    static func isReserved(_ name: String) -> Bool {
+        name.hasPrefix(":") || name == "content-type" || name == "te" || name == "grpc-timeout"
+            || name == "grpc-encoding" || name == "grpc-accept-encoding" || name == "grpc-message-type"
+            || name == "grpc-status" || name == "grpc-message" || name == "content-length"
+            || name == "connection" || name == "host"
+    }
+
+    struct InvalidBinaryValue: Error {
+        var name: String
+    }
+
+    /// Adds one received header to `metadata`. `-bin` values are base64 (padded or not), possibly several
+    /// joined with `,`; a value outside printable ASCII is dropped, as R6 allows.
+    static func add(name: String, value: String, to metadata: inout Metadata) throws {
+        if name.hasSuffix("-bin") {
+            for part in value.split(separator: ",", omittingEmptySubsequences: false) {
+                let trimmed = part.trimmingSpaces
+                guard let bytes = try? Base64.decode(trimmed) else { throw InvalidBinaryValue(name: name) }
+                metadata.addBinary(bytes, forKey: name)
+            }
+        } else if value.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) {
+            metadata.addString(value.trimmingSpaces, forKey: name)
+        }
+    }
+
+    /// Header fields for metadata being sent: `-bin` values base64 without padding. Reserved names and
+    /// values that are not printable ASCII are left out.
+    static func headers(for metadata: Metadata) -> [(String, String)] {
+        metadata.compactMap { entry in
+            guard !isReserved(entry.key) else { return nil }
+            switch entry.value {
+            case .binary(let bytes):
+                return (entry.key, Base64.encode(bytes).trimmingEquals)
+            case .string(let s):
+                guard s.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else { return nil }
+                return (entry.key, s)
+            }
+        }
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: String {
+        let utf8 = Array(self.utf8)
+        var start = 0
+        var end = utf8.count
+        while start < end, utf8[start] == 0x20 || utf8[start] == 0x09 { start += 1 }
+        while end > start, utf8[end - 1] == 0x20 || utf8[end - 1] == 0x09 { end -= 1 }
+        return String(decoding: utf8[start..<end], as: UTF8.self)
+    }
+
+    var trimmingEquals: String {
+        var s = String(self)
+        while s.hasSuffix("=") { s.removeLast() }
+        return s
+    }
+}

@@ -1,0 +1,574 @@
+import Logging
+import NIOCore
+import RPCCore
+import Synchronization
+
+/// Asks a connection to shut down gracefully (sent by ``GRPCServer`` through the channel pipeline).
+struct GracefulShutdownEvent: Sendable {}
+
+/// One server connection: feeds the socket's bytes to an ``NGHTTP2Session``, turns streams into RPCs run
+/// as tasks, and writes what the session produces. Everything here runs on the channel's event loop; RPC
+/// tasks reach it through `execute`.
+final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let router: RPCRouter
+    private let configuration: GRPCServerConfiguration
+    private var logger: Logger
+    private var session: NGHTTP2Session!
+    private var context: ChannelHandlerContext!
+    private var streams: [Int32: ServerRPC] = [:]
+    private var flushScheduled = false
+    private var peer = "unknown"
+    private var pingStrikes = 0
+    private var lastPingAt: NIODeadline?
+    private var shutdown: ShutdownState = .running
+
+    private enum ShutdownState {
+        case running
+        /// GOAWAY(2^31-1) and a PING are out; the final GOAWAY follows the PING's ACK.
+        case noticeSent
+        /// The final GOAWAY is out; the connection closes when the last stream ends.
+        case goAwaySent
+    }
+
+    /// The PING that follows the shutdown notice (any fixed value: we only match it in its ACK).
+    private static let shutdownPingData: UInt64 = 0x6772_7063_6279_6521
+
+    init(router: RPCRouter, configuration: GRPCServerConfiguration, logger: Logger) {
+        self.router = router
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { start(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard session == nil else { return }
+        peer = Self.describe(context.channel.remoteAddress)
+        logger[metadataKey: "net.peer"] = "\(peer)"
+        do {
+            session = try NGHTTP2Session(role: .server, settings: .init(
+                maxConcurrentStreams: configuration.maxConcurrentStreams,
+                initialWindowSize: configuration.streamWindowSize,
+                connectionWindowSize: configuration.connectionWindowSize,
+                maxHeaderListSize: UInt32(configuration.maxHeaderListSize)
+            ), delegate: self)
+        } catch {
+            logger.error("cannot start an HTTP/2 session", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        do {
+            try buffer.withUnsafeReadableBytes { try session.receive($0) }
+        } catch {
+            // nghttp2 has queued a GOAWAY for the protocol error: send it, then close.
+            logger.debug("HTTP/2 protocol error; closing", metadata: ["error": "\(error)"])
+            flush()
+            context.close(promise: nil)
+            return
+        }
+        flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flush() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // D4: a lost connection ends its calls with CANCELLED.
+        let error = RPCError(code: .cancelled, message: "the connection closed")
+        for rpc in streams.values { rpc.abandon(error) }
+        streams.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is GracefulShutdownEvent {
+            beginGracefulShutdown()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: Output
+
+    /// Writes what the session has to send, in one buffer per pass (GRPC-WIRE N2). Stops while the socket is
+    /// not writable; `channelWritabilityChanged` resumes it.
+    private func flush() {
+        flushScheduled = false
+        guard let context, let session, context.channel.isActive else { return }
+        guard context.channel.isWritable else { return }
+        var out = context.channel.allocator.buffer(capacity: 0)
+        do {
+            try session.send { out.writeBytes($0) }
+        } catch {
+            logger.debug("HTTP/2 session failed; closing", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        if out.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        if !session.wantsRead && !session.wantsWrite {
+            context.close(promise: nil)
+        } else if shutdown == .goAwaySent && streams.isEmpty {
+            context.close(promise: nil)
+        }
+    }
+
+    /// A flush later in this event-loop turn: work arriving from several RPC tasks goes out in one write.
+    private func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute { handler.value.flush() }
+    }
+
+    // MARK: Session events
+
+    func beginHeaders(stream: Int32) {
+        if streams[stream] == nil {
+            streams[stream] = ServerRPC(id: stream, maxMessageSize: configuration.maxReceiveMessageSize)
+        }
+    }
+
+    func header(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        guard let rpc = streams[stream], rpc.phase == .headers else { return true }
+        // N8 / R10: name + value + 32 per field.
+        rpc.headerListSize += name.count + value.count + 32
+        guard rpc.headerListSize <= configuration.maxHeaderListSize else {
+            session.resetStream(stream, code: .frameSizeError)  // V1
+            rpc.phase = .done
+            return false
+        }
+        rpc.headerFields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        return true
+    }
+
+    func headersComplete(stream: Int32, endStream: Bool) {
+        guard let rpc = streams[stream] else { return }
+        if rpc.phase == .headers {
+            start(rpc)
+        }
+        if endStream { remoteEnded(rpc) }
+    }
+
+    func data(stream: Int32, bytes: UnsafeRawBufferPointer) {
+        guard let rpc = streams[stream], rpc.phase == .running else {
+            // A stream we answered already: its bytes still count against the connection window.
+            session.consume(stream: stream, bytes: bytes.count)
+            return
+        }
+        rpc.deframer.append(bytes)
+        do {
+            while let message = try rpc.deframer.next() {
+                let cost = max(0, message.wireSize - rpc.consumedAhead)
+                rpc.consumedAhead = 0
+                rpc.inbox.push(.init(bytes: message.bytes, cost: cost))
+            }
+        } catch {
+            fail(rpc, Self.status(for: error))
+            return
+        }
+        // The bytes of a message still arriving are given back at once: a message may be larger than the
+        // window, and its size is already bounded by the receive limit.
+        let pending = rpc.deframer.pendingBytes
+        if pending > rpc.consumedAhead {
+            session.consume(stream: stream, bytes: pending - rpc.consumedAhead)
+            rpc.consumedAhead = pending
+        }
+    }
+
+    func dataEnded(stream: Int32) {
+        if let rpc = streams[stream] { remoteEnded(rpc) }
+    }
+
+    func streamClosed(stream: Int32, errorCode: UInt32) {
+        guard let rpc = streams.removeValue(forKey: stream) else { return }
+        if rpc.phase == .running {
+            // D2: the client reset the stream (or the connection is going): cancel the handler.
+            let code: StatusCode = errorCode == NGHTTP2Session.ErrorCode.cancel.rawValue || errorCode == 0 ? .cancelled : .internal
+            rpc.abandon(RPCError(code: code, message: "the client reset the stream"))
+        }
+        if rpc.inbox != nil {
+            session.consume(stream: stream, bytes: rpc.inbox.releaseAllCosts())
+        }
+        if shutdown == .goAwaySent && streams.isEmpty { scheduleFlush() }
+    }
+
+    func endStreamHeadersSent(stream: Int32) {
+        // S5: trailers before the client's END_STREAM are followed by RST_STREAM(NO_ERROR).
+        if let rpc = streams[stream], !rpc.remoteEnded {
+            session.resetStream(stream, code: .noError)
+        }
+    }
+
+    func readData(stream: Int32, into buffer: UnsafeMutableRawBufferPointer) -> NGHTTP2Session.DataReadResult {
+        guard let rpc = streams[stream] else { return .end(0, trailers: []) }
+        var written = 0
+        while written < buffer.count, rpc.outboxHead < rpc.outbox.count {
+            let n = rpc.outbox[rpc.outboxHead].readableBytes
+            let take = min(n, buffer.count - written)
+            rpc.outbox[rpc.outboxHead].readWithUnsafeReadableBytes { bytes in
+                UnsafeMutableRawBufferPointer(rebasing: buffer[written..<written + take])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+                return take
+            }
+            written += take
+            if take == n {
+                rpc.outboxHead += 1
+                if rpc.outboxHead == rpc.outbox.count {
+                    rpc.outbox.removeAll(keepingCapacity: true)
+                    rpc.outboxHead = 0
+                }
+            }
+        }
+        if written > 0 { rpc.gate?.drained(written) }
+        if rpc.outboxHead == rpc.outbox.count, let trailers = rpc.pendingTrailers {
+            rpc.pendingTrailers = nil
+            return .end(written, trailers: trailers)
+        }
+        return written > 0 ? .bytes(written) : .deferred
+    }
+
+    func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) {}
+
+    func pingReceived() {
+        // K3: pings more often than allowed earn strikes; too many end the connection.
+        let now = NIODeadline.now()
+        defer { lastPingAt = now }
+        let keepalive = configuration.keepalive
+        let tooSoon = lastPingAt.map { now - $0 < TimeAmount(keepalive.minPingInterval) } ?? false
+        let idle = streams.isEmpty && !keepalive.permitWithoutCalls
+        guard tooSoon || (idle && lastPingAt != nil) else { return }
+        pingStrikes += 1
+        if pingStrikes > keepalive.maxPingStrikes {
+            logger.debug("too many pings; closing")
+            session.submitGoAway(lastStreamID: session.lastProcessedStreamID, code: .enhanceYourCalm, debugData: "too_many_pings")
+            shutdown = .goAwaySent
+            for rpc in streams.values where rpc.phase == .running {
+                rpc.abandon(RPCError(code: .unavailable, message: "the connection is closing"))
+            }
+            scheduleFlush()
+        }
+    }
+
+    func pingAckReceived(opaqueData: UInt64) {
+        if opaqueData == Self.shutdownPingData, shutdown == .noticeSent {
+            sendFinalGoAway()
+        }
+    }
+
+    // MARK: RPCs
+
+    private func start(_ rpc: ServerRPC) {
+        pingStrikes = 0
+        switch ServerRequestHead.validate(rpc.headerFields) {
+        case .failure(let rejection):
+            rpc.phase = .done
+            respondEarly(rpc, httpStatus: rejection.httpStatus, status: rejection.status,
+                         listAcceptedEncodings: rejection.listAcceptedEncodings)
+        case .success(let head):
+            guard let route = router.route(forPath: head.path) else {
+                // V10, V11
+                let known = router.services.contains { $0.fullyQualifiedName == head.service }
+                let message = known ? "unknown method \(head.methodName) for service \(head.service)" : "unknown service \(head.service)"
+                rpc.phase = .done
+                respondEarly(rpc, httpStatus: 200, status: Status(code: .unimplemented, message: message))
+                return
+            }
+            run(rpc, head: head, route: route)
+        }
+        rpc.headerFields = []
+    }
+
+    private func run(_ rpc: ServerRPC, head: ServerRequestHead, route: RPCRoute) {
+        let loop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        let id = rpc.id
+        let deadline = head.timeout.map { ContinuousClock.now + $0 }
+        let responseMetadata = ResponseMetadata()
+        let serverContext = ServerContext(
+            descriptor: route.descriptor, requestMetadata: head.metadata, peer: peer,
+            deadline: deadline, responseMetadata: responseMetadata, requestEncoding: head.encoding?.rawValue
+        )
+        rpc.phase = .running
+        rpc.deframer = MessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding)
+        rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
+        rpc.responseMetadata = responseMetadata
+        rpc.inbox = MessageInbox(batch: Int(configuration.streamWindowSize / 4)) {
+            loop.execute { handler.value.giveBackWindow(stream: id) }
+        }
+        let gate = OutboundGate(highWater: configuration.streamSendBufferSize, lowWater: configuration.streamSendBufferSize / 4)
+        rpc.gate = gate
+
+        // A single-response method's message waits for the handler's return and leaves with the status:
+        // one hop to the event loop instead of two.
+        let holdsResponse = !route.descriptor.kind.serverStreams
+        let held = Mutex<ByteBuffer?>(nil)
+        let allocator = context.channel.allocator
+        let encoding = rpc.responseEncoding
+        let compressByDefault = configuration.compressResponses
+        let writer = RPCWriter<[UInt8]> { message in
+            let compress = responseMetadata.compressMessages ?? compressByDefault
+            let framed = MessageFramer.frame(message, encoding: compress ? encoding : nil, allocator: allocator)
+            if holdsResponse, held.withLock({ $0 == nil }) {
+                held.withLock { $0 = framed }
+                return
+            }
+            try gate.reserve(framed.readableBytes)
+            loop.execute { handler.value.enqueue(stream: id, framed) }
+            try await gate.waitForRoom()
+        }
+        let inbound = RPCAsyncSequence(wrapping: rpc.inbox)
+        let logger = self.logger
+        rpc.task = Task {
+            var status = Status.ok
+            var trailers = Metadata()
+            do {
+                try await route.handle(RPCServerStream(inbound: inbound, outbound: writer), serverContext)
+            } catch let error as RPCError {
+                status = error.status
+                trailers = error.metadata
+            } catch is CancellationError {
+                status = Status(code: .cancelled, message: "the call was cancelled")
+            } catch {
+                // S8 / statuscodes.md: a failing handler is UNKNOWN; the error itself stays in the log.
+                logger.error("handler failed", metadata: ["rpc.method": "\(route.descriptor)", "error": "\(error)"])
+                status = Status(code: .unknown, message: "the handler failed")
+            }
+            trailers.add(contentsOf: responseMetadata.trailing)
+            let response = status.code == .ok ? held.withLock { $0 } : nil
+            let finalStatus = status
+            let finalTrailers = trailers
+            loop.execute {
+                handler.value.finish(stream: id, status: finalStatus, trailers: finalTrailers, message: response)
+            }
+        }
+        if let timeout = head.timeout {
+            rpc.deadlineTimer = loop.scheduleTask(in: TimeAmount(timeout)) {
+                handler.value.deadlineExpired(stream: id)
+            }
+        }
+    }
+
+    /// Called on the loop for a message the RPC's task wrote.
+    private func enqueue(stream: Int32, _ framed: ByteBuffer) {
+        guard let rpc = streams[stream], rpc.phase == .running else { return }
+        sendResponseHeadersIfNeeded(rpc)
+        rpc.outbox.append(framed)
+        session.resumeData(stream: stream)
+        scheduleFlush()
+    }
+
+    private func sendResponseHeadersIfNeeded(_ rpc: ServerRPC) {
+        guard !rpc.responseHeadersSent else { return }
+        rpc.responseHeadersSent = true
+        var headers = [(":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", MessageEncoding.acceptHeader)]
+        if let encoding = rpc.responseEncoding {
+            headers.append(("grpc-encoding", encoding.rawValue))
+        }
+        headers += MetadataCoding.headers(for: rpc.responseMetadata?.takeInitial() ?? [:])
+        do {
+            try session.submitHeaders(stream: rpc.id, headers, body: true)
+        } catch {
+            session.resetStream(rpc.id, code: .internalError)
+        }
+    }
+
+    /// The RPC's outcome: trailers after its messages, or a trailers-only response if it sent none.
+    private func finish(stream: Int32, status: Status, trailers: Metadata, message: ByteBuffer?) {
+        guard let rpc = streams[stream], rpc.phase == .running else { return }
+        if let message { enqueue(stream: stream, message) }
+        rpc.phase = .done
+        rpc.deadlineTimer?.cancel()
+        rpc.gate?.close(RPCError(code: .internal, message: "the call has ended"))
+        var fields = [("grpc-status", String(status.code.rawValue))]
+        if !status.message.isEmpty { fields.append(("grpc-message", GRPCStatusMessage.encode(status.message))) }
+        if rpc.responseHeadersSent {
+            rpc.pendingTrailers = fields + MetadataCoding.headers(for: trailers)
+            session.resumeData(stream: stream)
+        } else {
+            // S3: trailers-only; initial metadata joins the trailers.
+            var metadata = rpc.responseMetadata?.takeInitial() ?? [:]
+            metadata.add(contentsOf: trailers)
+            let headers = [(":status", "200"), ("content-type", "application/grpc")] + fields + MetadataCoding.headers(for: metadata)
+            do {
+                try session.submitHeaders(stream: stream, headers, body: false)
+            } catch {
+                session.resetStream(stream, code: .internalError)
+            }
+        }
+        scheduleFlush()
+    }
+
+    /// Ends an RPC on the server's initiative (bad message, deadline): the handler is cancelled.
+    private func fail(_ rpc: ServerRPC, _ status: Status) {
+        guard rpc.phase == .running else { return }
+        rpc.task?.cancel()
+        rpc.inbox.finish(RPCError(code: status.code, message: status.message))
+        finish(stream: rpc.id, status: status, trailers: [:], message: nil)
+    }
+
+    private func deadlineExpired(stream: Int32) {
+        guard let rpc = streams[stream] else { return }
+        fail(rpc, Status(code: .deadlineExceeded, message: "deadline exceeded"))
+    }
+
+    private func remoteEnded(_ rpc: ServerRPC) {
+        rpc.remoteEnded = true
+        guard rpc.phase == .running else { return }
+        do {
+            try rpc.deframer.finish()
+        } catch {
+            fail(rpc, Self.status(for: error))
+            return
+        }
+        rpc.inbox.finish()
+        // Nothing more can arrive on this stream: give its window back now rather than message by message.
+        session.consume(stream: rpc.id, bytes: rpc.inbox.releaseAllCosts())
+    }
+
+    private func giveBackWindow(stream: Int32) {
+        guard let rpc = streams[stream], rpc.inbox != nil else { return }
+        session.consume(stream: stream, bytes: rpc.inbox.takePendingCost())
+        scheduleFlush()
+    }
+
+    private func respondEarly(_ rpc: ServerRPC, httpStatus: Int, status: Status, listAcceptedEncodings: Bool = false) {
+        var headers = [(":status", String(httpStatus)), ("content-type", "application/grpc"),
+                       ("grpc-status", String(status.code.rawValue))]
+        if !status.message.isEmpty { headers.append(("grpc-message", GRPCStatusMessage.encode(status.message))) }
+        if listAcceptedEncodings { headers.append(("grpc-accept-encoding", MessageEncoding.acceptHeader)) }
+        do {
+            try session.submitHeaders(stream: rpc.id, headers, body: false)
+        } catch {
+            session.resetStream(rpc.id, code: .internalError)
+        }
+    }
+
+    private static func status(for error: MessageDeframer.Failure) -> Status {
+        switch error {
+        case .tooLarge(let length, let limit):
+            Status(code: .resourceExhausted, message: "received message larger than max (\(length) vs. \(limit))")
+        case .compressedWithoutEncoding:
+            Status(code: .internal, message: "compressed flag set with identity or empty encoding")
+        case .decompressionFailed:
+            Status(code: .internal, message: "failed to decompress the request message")
+        case .decompressedTooLarge(let limit):
+            Status(code: .resourceExhausted, message: "received message after decompression larger than max (\(limit))")
+        case .truncated:
+            Status(code: .internal, message: "the request ended in the middle of a message")
+        }
+    }
+
+    // MARK: Graceful shutdown (GRPC-WIRE K5, K6)
+
+    private func beginGracefulShutdown() {
+        guard shutdown == .running, let session, let context else { return }
+        session.submitShutdownNotice()
+        session.submitPing(opaqueData: Self.shutdownPingData)
+        shutdown = .noticeSent
+        flush()
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        // No PING ACK within a second: send the final GOAWAY anyway.
+        context.eventLoop.scheduleTask(in: .seconds(1)) { handler.value.sendFinalGoAway() }
+        context.eventLoop.scheduleTask(in: TimeAmount(configuration.shutdownGracePeriod)) {
+            handler.value.forceClose()
+        }
+    }
+
+    private func sendFinalGoAway() {
+        guard shutdown == .noticeSent else { return }
+        shutdown = .goAwaySent
+        session.submitGoAway(lastStreamID: session.lastProcessedStreamID, code: .noError)
+        flush()
+    }
+
+    private func forceClose() {
+        guard let context, context.channel.isActive else { return }
+        logger.debug("grace period over; closing", metadata: ["rpc.open": "\(streams.count)"])
+        let error = RPCError(code: .unavailable, message: "the server is shutting down")
+        for rpc in streams.values { rpc.abandon(error) }
+        context.close(promise: nil)
+    }
+
+    private static func describe(_ address: SocketAddress?) -> String {
+        switch address {
+        case .v4(let a)?: "ipv4:\(a.host):\(address?.port ?? 0)"
+        case .v6(let a)?: "ipv6:[\(a.host)]:\(address?.port ?? 0)"
+        case .unixDomainSocket?: "unix:\(address?.pathname ?? "")"
+        case nil: "unknown"
+        }
+    }
+}
+
+/// One stream's state, on the event loop.
+final class ServerRPC {
+    enum Phase { case headers, running, done }
+
+    let id: Int32
+    var phase = Phase.headers
+    var headerFields: [(name: String, value: String)] = []
+    var headerListSize = 0
+    var deframer: MessageDeframer
+    /// Bytes of the message still arriving that were already given back to the windows.
+    var consumedAhead = 0
+    var inbox: MessageInbox!
+    var gate: OutboundGate?
+    var responseMetadata: ResponseMetadata?
+    var responseEncoding: MessageEncoding?
+    var remoteEnded = false
+    var responseHeadersSent = false
+    var outbox: [ByteBuffer] = []
+    var outboxHead = 0
+    var pendingTrailers: [(String, String)]?
+    var task: Task<Void, Never>?
+    var deadlineTimer: Scheduled<Void>?
+
+    init(id: Int32, maxMessageSize: Int) {
+        self.id = id
+        deframer = MessageDeframer(maxMessageSize: maxMessageSize, encoding: nil)
+    }
+
+    /// The stream is gone (reset, connection lost, shutdown): stop the handler and its writers.
+    func abandon(_ error: RPCError) {
+        guard phase != .done || task != nil else { return }
+        phase = .done
+        task?.cancel()
+        inbox?.finish(error)
+        gate?.close(error)
+        deadlineTimer?.cancel()
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds.multipliedReportingOverflow(by: 1_000_000_000).overflow
+            ? .max : seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
