@@ -80,6 +80,14 @@ let package = Package(
                 ]
             ),
 
+            .executableTarget(
+                name: "interop-client",
+                dependencies: [
+                    "InteropTesting", "RPCHTTP2", "RPCCore",
+                    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                ]
+            ),
+
             // Code generator (reads protoc's descriptor sets through protobuf-c).
             .target(
                 name: "CDescriptorProtos",

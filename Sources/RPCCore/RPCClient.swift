@@ -1,13 +1,22 @@
 public import ProtoRuntime
 import Synchronization
 
+/// Message compression a transport can apply (`grpc-encoding`).
+public enum CompressionAlgorithm: String, Sendable, Hashable {
+    case gzip
+    case deflate
+}
+
 /// Per-call options.
 public struct CallOptions: Sendable {
     /// How long the client waits; sent as `grpc-timeout` and enforced on both sides.
     public var timeout: Duration?
+    /// Compress the request messages.
+    public var compression: CompressionAlgorithm?
 
-    public init(timeout: Duration? = nil) {
+    public init(timeout: Duration? = nil, compression: CompressionAlgorithm? = nil) {
         self.timeout = timeout
+        self.compression = compression
     }
 
     public static var defaults: Self { .init() }

@@ -187,7 +187,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             while let message = try rpc.deframer.next() {
                 let cost = max(0, message.wireSize - rpc.consumedAhead)
                 rpc.consumedAhead = 0
-                rpc.inbox.push(.init(bytes: message.bytes, cost: cost))
+                rpc.inbox.push(.init(element: message.bytes, cost: cost))
             }
         } catch {
             fail(rpc, Self.status(for: error))
@@ -319,7 +319,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         rpc.deframer = MessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding)
         rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
         rpc.responseMetadata = responseMetadata
-        rpc.inbox = MessageInbox(batch: Int(configuration.streamWindowSize / 4)) {
+        rpc.inbox = StreamInbox(batch: Int(configuration.streamWindowSize / 4)) {
             loop.execute { handler.value.giveBackWindow(stream: id) }
         }
         let gate = OutboundGate(highWater: configuration.streamSendBufferSize, lowWater: configuration.streamSendBufferSize / 4)
@@ -537,7 +537,7 @@ final class ServerRPC {
     var deframer: MessageDeframer
     /// Bytes of the message still arriving that were already given back to the windows.
     var consumedAhead = 0
-    var inbox: MessageInbox!
+    var inbox: StreamInbox<[UInt8]>!
     var gate: OutboundGate?
     var responseMetadata: ResponseMetadata?
     var responseEncoding: MessageEncoding?

@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import InteropTesting
 import Logging
 import RPCHTTP2
@@ -47,7 +50,9 @@ struct InteropServer: AsyncParsableCommand {
             tasks.addTask { try await group.run() }
             tasks.addTask {
                 let address = try await server.listeningAddress
-                print("listening on \(address.ipAddress ?? host):\(address.port ?? port)")
+                // Unbuffered, so a test that reads the port from a pipe sees it at once.
+                let line = Array("listening on \(address.ipAddress ?? host):\(address.port ?? port)\n".utf8)
+                _ = write(1, line, line.count)
             }
             try await tasks.waitForAll()
         }

@@ -1,17 +1,16 @@
 import RPCCore
 import Synchronization
 
-/// One stream's received messages: filled on the event loop, read by the RPC's task.
+/// What one stream received (request messages on a server, response parts on a client): filled on the
+/// event loop, read by the RPC's task.
 ///
-/// Flow control follows the reader: each message carries what it cost in the HTTP/2 windows, and that is
-/// given back (``consumed``) only when the task takes the message, batched so that a burst of small
-/// messages costs one event-loop hop rather than one each.
-final class MessageInbox: AsyncSequence, Sendable {
-    typealias Element = [UInt8]
-
+/// Flow control follows the reader: each element carries what it cost in the HTTP/2 windows, and that is
+/// given back (``consumed``) only when the task takes it, batched so that a burst of small messages costs
+/// one event-loop hop rather than one each.
+final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
     struct Message {
-        var bytes: [UInt8]
-        /// Window bytes to give back when the message is taken.
+        var element: Element
+        /// Window bytes to give back when the element is taken.
         var cost: Int
     }
 
@@ -19,7 +18,7 @@ final class MessageInbox: AsyncSequence, Sendable {
         var queue: [Message] = []
         var head = 0
         var end: (any Error)?? = nil
-        var waiter: CheckedContinuation<[UInt8]?, any Error>?
+        var waiter: CheckedContinuation<Element?, any Error>?
         /// Costs of taken messages not yet handed to `consumed`.
         var pendingCost = 0
         var consumeScheduled = false
@@ -42,7 +41,7 @@ final class MessageInbox: AsyncSequence, Sendable {
     // MARK: Event loop side
 
     func push(_ message: Message) {
-        let waiter: CheckedContinuation<[UInt8]?, any Error>? = state.withLock { s in
+        let waiter: CheckedContinuation<Element?, any Error>? = state.withLock { s in
             if let w = s.waiter {
                 s.waiter = nil
                 if !s.costsReleased { s.pendingCost += message.cost }
@@ -51,13 +50,13 @@ final class MessageInbox: AsyncSequence, Sendable {
             s.queue.append(message)
             return nil
         }
-        waiter?.resume(returning: message.bytes)
+        waiter?.resume(returning: message.element)
         if waiter != nil { scheduleConsumeIfNeeded(queueEmpty: true) }
     }
 
     /// Ends the sequence: normally (`nil`) or with an error the reader gets.
     func finish(_ error: (any Error)? = nil) {
-        let waiter: CheckedContinuation<[UInt8]?, any Error>? = state.withLock { s in
+        let waiter: CheckedContinuation<Element?, any Error>? = state.withLock { s in
             guard s.end == nil else { return nil }
             s.end = .some(error)
             defer { s.waiter = nil }
@@ -89,10 +88,15 @@ final class MessageInbox: AsyncSequence, Sendable {
 
     // MARK: Reader side
 
-    func next() async throws -> [UInt8]? {
+    private enum Outcome {
+        case element(Element, queueEmpty: Bool)
+        case end((any Error)?)
+        case wait
+    }
+
+    func next() async throws -> Element? {
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8]?, any Error>) in
-                enum Outcome { case message([UInt8], queueEmpty: Bool), end((any Error)?), wait }
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Element?, any Error>) in
                 let outcome: Outcome = state.withLock { s in
                     if s.head < s.queue.count {
                         let m = s.queue[s.head]
@@ -102,7 +106,7 @@ final class MessageInbox: AsyncSequence, Sendable {
                             s.head = 0
                         }
                         if !s.costsReleased { s.pendingCost += m.cost }
-                        return .message(m.bytes, queueEmpty: s.head == s.queue.count)
+                        return .element(m.element, queueEmpty: s.head == s.queue.count)
                     }
                     if let end = s.end { return .end(end) }
                     if Task.isCancelled { return .end(CancellationError()) }
@@ -110,8 +114,8 @@ final class MessageInbox: AsyncSequence, Sendable {
                     return .wait
                 }
                 switch outcome {
-                case .message(let bytes, let queueEmpty):
-                    continuation.resume(returning: bytes)
+                case .element(let element, let queueEmpty):
+                    continuation.resume(returning: element)
                     scheduleConsumeIfNeeded(queueEmpty: queueEmpty)
                 case .end(let error?):
                     continuation.resume(throwing: error)
@@ -142,8 +146,8 @@ final class MessageInbox: AsyncSequence, Sendable {
     func makeAsyncIterator() -> Iterator { Iterator(inbox: self) }
 
     struct Iterator: AsyncIteratorProtocol {
-        let inbox: MessageInbox
-        mutating func next() async throws -> [UInt8]? { try await inbox.next() }
+        let inbox: StreamInbox
+        mutating func next() async throws -> Element? { try await inbox.next() }
     }
 }
 

@@ -1,0 +1,357 @@
+import NIOCore
+import RPCCore
+import Synchronization
+
+/// One client connection: the same engine as the server's (an ``NGHTTP2Session``, on the event loop), in
+/// client mode. Streams are opened and fed by ``HTTP2ClientTransport`` through `execute`.
+final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let configuration: GRPCClientConfiguration
+    private var session: NGHTTP2Session!
+    private var context: ChannelHandlerContext!
+    private var streams: [Int32: ClientStream] = [:]
+    private var flushScheduled = false
+    /// No new streams after GOAWAY or close.
+    private(set) var isClosing = false
+    let closing: @Sendable () -> Void
+
+    init(configuration: GRPCClientConfiguration, closing: @escaping @Sendable () -> Void) {
+        self.configuration = configuration
+        self.closing = closing
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        do {
+            session = try NGHTTP2Session(role: .client, settings: .init(
+                initialWindowSize: configuration.streamWindowSize,
+                connectionWindowSize: configuration.connectionWindowSize,
+                maxHeaderListSize: UInt32(configuration.maxHeaderListSize)
+            ), delegate: self)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if context.channel.isActive { flush() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        flush()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        do {
+            try buffer.withUnsafeReadableBytes { try session.receive($0) }
+        } catch {
+            flush()
+            context.close(promise: nil)
+            return
+        }
+        flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flush() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        markClosing()
+        for stream in streams.values {
+            stream.end(Status(code: .unavailable, message: "the connection closed"), trailers: [:])
+        }
+        streams.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func markClosing() {
+        guard !isClosing else { return }
+        isClosing = true
+        closing()
+    }
+
+    private func flush() {
+        flushScheduled = false
+        guard let context, let session, context.channel.isActive, context.channel.isWritable else { return }
+        var out = context.channel.allocator.buffer(capacity: 0)
+        do {
+            try session.send { out.writeBytes($0) }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if out.readableBytes > 0 { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+    }
+
+    private func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute { handler.value.flush() }
+    }
+
+    // MARK: Streams (called on the event loop by the transport)
+
+    func open(_ headers: [(String, String)], stream: ClientStream) throws -> Int32 {
+        guard !isClosing else { throw RPCError(code: .unavailable, message: "the connection is closing") }
+        let id = try session.submitRequest(headers)
+        stream.id = id
+        streams[id] = stream
+        if let timeout = stream.timeout {
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            stream.deadlineTimer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+                handler.value.cancel(stream: id, status: Status(code: .deadlineExceeded, message: "deadline exceeded"))
+            }
+        }
+        scheduleFlush()
+        return id
+    }
+
+    func enqueue(stream id: Int32, _ framed: ByteBuffer) {
+        guard let stream = streams[id], !stream.requestEnded else { return }
+        stream.outbox.append(framed)
+        session.resumeData(stream: id)
+        scheduleFlush()
+    }
+
+    func endRequest(stream id: Int32) {
+        guard let stream = streams[id], !stream.requestEnded else { return }
+        stream.requestEnded = true
+        session.resumeData(stream: id)
+        scheduleFlush()
+    }
+
+    /// D2: RST_STREAM(CANCEL); the caller sees `status`.
+    func cancel(stream id: Int32, status: Status) {
+        guard let stream = streams[id] else { return }
+        stream.end(status, trailers: [:])
+        session.resetStream(id, code: .cancel)
+        scheduleFlush()
+    }
+
+    func giveBackWindow(stream id: Int32) {
+        guard let stream = streams[id] else { return }
+        session.consume(stream: id, bytes: stream.inbox.takePendingCost())
+        scheduleFlush()
+    }
+
+    // MARK: Session events
+
+    func beginHeaders(stream: Int32) {
+        streams[stream]?.headerFields = []
+        streams[stream]?.headerListSize = 0
+    }
+
+    func header(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        guard let stream = streams[id] else { return true }
+        stream.headerListSize += name.count + value.count + 32
+        guard stream.headerListSize <= configuration.maxHeaderListSize else {
+            stream.end(Status(code: .internal, message: "response header list larger than \(configuration.maxHeaderListSize) bytes"), trailers: [:])
+            session.resetStream(id, code: .cancel)
+            return false
+        }
+        stream.headerFields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        return true
+    }
+
+    func headersComplete(stream id: Int32, endStream: Bool) {
+        guard let stream = streams[id] else { return }
+        let fields = stream.headerFields
+        stream.headerFields = []
+        if !stream.responseHeadersReceived {
+            stream.responseHeadersReceived = true
+            let http = fields.first { $0.name == ":status" }?.value
+            if endStream {
+                // Trailers-only.
+                stream.end(Self.status(from: fields, httpStatus: http), trailers: Self.metadata(from: fields))
+                return
+            }
+            guard http == "200" else {
+                cancel(stream: id, status: Status(code: Self.code(forHTTPStatus: http), message: "HTTP status \(http ?? "missing")"))
+                return
+            }
+            let contentType = fields.first { $0.name == "content-type" }?.value ?? ""
+            guard ServerRequestHead.isGRPCContentType(contentType) else {
+                cancel(stream: id, status: Status(code: .unknown, message: "invalid content-type \"\(contentType)\""))
+                return
+            }
+            let encoding = fields.first { $0.name == "grpc-encoding" }.flatMap { MessageEncoding(rawValue: $0.value) }
+            stream.deframer = MessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize, encoding: encoding)
+            stream.inbox.push(.init(element: .metadata(Self.metadata(from: fields)), cost: 0))
+        } else if endStream {
+            do {
+                try stream.deframer.finish()
+            } catch {
+                stream.end(Status(code: .internal, message: "the response ended in the middle of a message"), trailers: [:])
+                return
+            }
+            stream.end(Self.status(from: fields, httpStatus: "200"), trailers: Self.metadata(from: fields))
+        }
+    }
+
+    func data(stream id: Int32, bytes: UnsafeRawBufferPointer) {
+        guard let stream = streams[id], !stream.finished else {
+            session.consume(stream: id, bytes: bytes.count)
+            return
+        }
+        stream.deframer.append(bytes)
+        do {
+            while let message = try stream.deframer.next() {
+                let cost = max(0, message.wireSize - stream.consumedAhead)
+                stream.consumedAhead = 0
+                stream.inbox.push(.init(element: .message(message.bytes), cost: cost))
+            }
+        } catch {
+            let status = switch error {
+            case .tooLarge(let length, let limit):
+                Status(code: .resourceExhausted, message: "received message larger than max (\(length) vs. \(limit))")
+            case .decompressedTooLarge(let limit):
+                Status(code: .resourceExhausted, message: "received message after decompression larger than max (\(limit))")
+            default:
+                Status(code: .internal, message: "invalid response message framing")
+            }
+            cancel(stream: id, status: status)
+            return
+        }
+        let pending = stream.deframer.pendingBytes
+        if pending > stream.consumedAhead {
+            session.consume(stream: id, bytes: pending - stream.consumedAhead)
+            stream.consumedAhead = pending
+        }
+    }
+
+    func dataEnded(stream: Int32) {
+        // A response ends with trailers, never with DATA: if it does, the trailers are missing.
+        guard let stream = streams[stream], !stream.finished else { return }
+        stream.end(Status(code: .internal, message: "the server ended the stream without trailers"), trailers: [:])
+    }
+
+    func streamClosed(stream id: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: id) else { return }
+        stream.deadlineTimer?.cancel()
+        stream.gate.close(RPCError(code: .cancelled, message: "the stream is closed"))
+        if !stream.finished {
+            stream.end(Status(code: Self.code(forResetCode: errorCode), message: "the stream was reset (HTTP/2 error \(errorCode))"), trailers: [:])
+        }
+        session.consume(stream: id, bytes: stream.inbox.releaseAllCosts())
+    }
+
+    func endStreamHeadersSent(stream: Int32) {}
+
+    func readData(stream id: Int32, into buffer: UnsafeMutableRawBufferPointer) -> NGHTTP2Session.DataReadResult {
+        guard let stream = streams[id] else { return .end(0, trailers: nil) }
+        var written = 0
+        while written < buffer.count, stream.outboxHead < stream.outbox.count {
+            let n = stream.outbox[stream.outboxHead].readableBytes
+            let take = min(n, buffer.count - written)
+            stream.outbox[stream.outboxHead].readWithUnsafeReadableBytes { bytes in
+                UnsafeMutableRawBufferPointer(rebasing: buffer[written..<written + take])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+                return take
+            }
+            written += take
+            if take == n {
+                stream.outboxHead += 1
+                if stream.outboxHead == stream.outbox.count {
+                    stream.outbox.removeAll(keepingCapacity: true)
+                    stream.outboxHead = 0
+                }
+            }
+        }
+        if written > 0 { stream.gate.drained(written) }
+        if stream.outboxHead == stream.outbox.count, stream.requestEnded {
+            return .end(written, trailers: nil)  // R9: END_STREAM on the last DATA frame
+        }
+        return written > 0 ? .bytes(written) : .deferred
+    }
+
+    func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) {
+        // K4: streams above the last id were not processed; nghttp2 closes them with REFUSED_STREAM.
+        markClosing()
+    }
+
+    func pingAckReceived(opaqueData: UInt64) {}
+    func pingReceived() {}
+
+    // MARK: Mapping
+
+    static func metadata(from fields: [(name: String, value: String)]) -> Metadata {
+        var metadata = Metadata()
+        for (name, value) in fields where !MetadataCoding.isReserved(name) {
+            try? MetadataCoding.add(name: name, value: value, to: &metadata)
+        }
+        return metadata
+    }
+
+    static func status(from fields: [(name: String, value: String)], httpStatus: String?) -> Status {
+        guard let raw = fields.first(where: { $0.name == "grpc-status" })?.value, let code = Int(raw) else {
+            // No grpc-status: the client-side HTTP mapping (doc/http-grpc-status-mapping.md).
+            return Status(code: code(forHTTPStatus: httpStatus), message: "no grpc-status; HTTP status \(httpStatus ?? "missing")")
+        }
+        let message = fields.first { $0.name == "grpc-message" }.map { GRPCStatusMessage.decode($0.value) } ?? ""
+        return Status(code: StatusCode(rawValue: code), message: message)
+    }
+
+    static func code(forHTTPStatus status: String?) -> StatusCode {
+        switch status {
+        case "400", "431": .internal
+        case "401": .unauthenticated
+        case "403": .permissionDenied
+        case "404": .unimplemented
+        case "429", "502", "503", "504": .unavailable
+        default: .unknown
+        }
+    }
+
+    static func code(forResetCode code: UInt32) -> StatusCode {
+        switch NGHTTP2Session.ErrorCode(rawValue: code) {
+        case .refusedStream?: .unavailable
+        case .cancel?: .cancelled
+        case .enhanceYourCalm?: .resourceExhausted
+        case .inadequateSecurity?: .permissionDenied
+        default: .internal
+        }
+    }
+}
+
+/// One client stream's state, on the event loop (``inbox`` and ``gate`` are shared with the caller's task).
+final class ClientStream {
+    var id: Int32 = 0
+    let inbox: StreamInbox<ClientResponsePart>
+    let gate: OutboundGate
+    let timeout: Duration?
+    var deadlineTimer: Scheduled<Void>?
+    var headerFields: [(name: String, value: String)] = []
+    var headerListSize = 0
+    var responseHeadersReceived = false
+    var deframer = MessageDeframer(maxMessageSize: 0, encoding: nil)
+    var consumedAhead = 0
+    var outbox: [ByteBuffer] = []
+    var outboxHead = 0
+    var requestEnded = false
+    private(set) var finished = false
+
+    init(inbox: StreamInbox<ClientResponsePart>, gate: OutboundGate, timeout: Duration?) {
+        self.inbox = inbox
+        self.gate = gate
+        self.timeout = timeout
+    }
+
+    /// Delivers the final status (once).
+    func end(_ status: Status, trailers: Metadata) {
+        guard !finished else { return }
+        finished = true
+        deadlineTimer?.cancel()
+        inbox.push(.init(element: .status(status, trailers: trailers), cost: 0))
+        inbox.finish()
+        gate.close(RPCError(code: status.code == .ok ? .cancelled : status.code, message: "the call has ended"))
+    }
+}
