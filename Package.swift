@@ -117,6 +117,14 @@ let package = Package(
             ),
             .testTarget(name: "ProtoCodegenTests", dependencies: ["ProtoCodegen"]),
             .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
+            .testTarget(
+                name: "RPCHTTP2Tests",
+                dependencies: [
+                    "RPCHTTP2", "RPCCore", "StandardProtos", "StandardServices", "InteropTesting",
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOEmbedded", package: "swift-nio"),
+                ]
+            ),
         ],
     swiftLanguageModes: [.v6]
 )

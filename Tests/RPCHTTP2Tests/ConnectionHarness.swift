@@ -1,0 +1,141 @@
+import Logging
+import NIOCore
+import NIOEmbedded
+@testable import RPCHTTP2
+import RPCCore
+
+/// A server connection handler on an `NIOAsyncTestingChannel`, talked to by an nghttp2 client session in
+/// the test: the whole server-side state machine, no sockets.
+final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
+    struct Response {
+        var headerBlocks: [[(name: String, value: String)]] = []
+        var data: [UInt8] = []
+        var closedWith: UInt32?
+        var pendingHeaders: [(name: String, value: String)] = []
+
+        var headers: [(name: String, value: String)] { headerBlocks.first ?? [] }
+        var trailers: [(name: String, value: String)] { headerBlocks.count > 1 ? headerBlocks.last! : headerBlocks.first ?? [] }
+        func header(_ name: String, inTrailers: Bool = false) -> String? {
+            (inTrailers ? trailers : headers).first { $0.name == name }?.value
+        }
+        var grpcStatus: Int? { header("grpc-status", inTrailers: true).flatMap(Int.init) }
+    }
+
+    let channel: NIOAsyncTestingChannel
+    private(set) var client: NGHTTP2Session!
+    var responses: [Int32: Response] = [:]
+    var bodies: [Int32: (bytes: [UInt8], offset: Int, end: Bool)] = [:]
+    /// DATA frame payloads are cut to this size, to split messages across frames.
+    var maxDataChunk = Int.max
+    var goAway: (lastStreamID: Int32, errorCode: UInt32)?
+
+    init(services: [any RPCService], configuration: GRPCServerConfiguration = .defaults) async throws {
+        let router = RPCRouter(services: services)
+        channel = NIOAsyncTestingChannel()
+        try await channel.eventLoop.submit { [channel] in
+            try channel.pipeline.syncOperations.addHandler(
+                ServerConnectionHandler(router: router, configuration: configuration, logger: Logger(label: "test"))
+            )
+        }.get()
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
+        client = try NGHTTP2Session(role: .client, settings: .init(), delegate: self)
+    }
+
+    static func grpcHeaders(path: String, extra: [(String, String)] = []) -> [(String, String)] {
+        [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "test"),
+         ("content-type", "application/grpc"), ("te", "trailers")] + extra
+    }
+
+    static func frame(_ message: [UInt8], flag: UInt8 = 0) -> [UInt8] {
+        [flag] + withUnsafeBytes(of: UInt32(message.count).bigEndian, Array.init) + message
+    }
+
+    /// Opens a stream with `headers` and `body` (sent as DATA, then END_STREAM if `end`).
+    func request(_ headers: [(String, String)], body: [UInt8] = [], end: Bool = true) throws -> Int32 {
+        let id = try client.submitRequest(headers)
+        bodies[id] = (body, 0, end)
+        return id
+    }
+
+    func send(stream: Int32, _ bytes: [UInt8], end: Bool) {
+        bodies[stream, default: ([], 0, false)].bytes += bytes
+        bodies[stream]!.end = end
+        client.resumeData(stream: stream)
+    }
+
+    func reset(stream: Int32) {
+        client.resetStream(stream, code: .cancel)
+    }
+
+    /// Moves bytes both ways until `done` holds (RPC tasks run concurrently, so it polls).
+    func pump(until done: () -> Bool, timeout: Duration = .seconds(5)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            var moved = false
+            var out = ByteBuffer()
+            try client.send { out.writeBytes($0) }
+            if out.readableBytes > 0 {
+                try await channel.writeInbound(out)
+                moved = true
+            }
+            while let bytes = try await channel.readOutbound(as: ByteBuffer.self) {
+                try bytes.withUnsafeReadableBytes { try client.receive($0) }
+                moved = true
+            }
+            if done() { return }
+            if ContinuousClock.now > deadline { throw HarnessTimeout() }
+            if !moved { try await Task.sleep(for: .milliseconds(2)) }
+        }
+    }
+
+    func closed(_ stream: Int32) -> Bool { responses[stream]?.closedWith != nil }
+
+    struct HarnessTimeout: Error {}
+
+    // MARK: NGHTTP2SessionDelegate (client side)
+
+    func beginHeaders(stream: Int32) {}
+
+    func header(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        responses[stream, default: Response()].pendingHeaders.append(
+            (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        return true
+    }
+
+    func headersComplete(stream: Int32, endStream: Bool) {
+        responses[stream, default: Response()].headerBlocks.append(responses[stream]!.pendingHeaders)
+        responses[stream]!.pendingHeaders = []
+    }
+
+    func data(stream: Int32, bytes: UnsafeRawBufferPointer) {
+        responses[stream, default: Response()].data += bytes
+        client.consume(stream: stream, bytes: bytes.count)
+    }
+
+    func dataEnded(stream: Int32) {}
+
+    func streamClosed(stream: Int32, errorCode: UInt32) {
+        responses[stream, default: Response()].closedWith = errorCode
+    }
+
+    func endStreamHeadersSent(stream: Int32) {}
+
+    func readData(stream: Int32, into buffer: UnsafeMutableRawBufferPointer) -> NGHTTP2Session.DataReadResult {
+        guard var body = bodies[stream] else { return .end(0, trailers: nil) }
+        let n = min(buffer.count, maxDataChunk, body.bytes.count - body.offset)
+        body.bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[body.offset..<body.offset + n])) }
+        body.offset += n
+        bodies[stream] = body
+        if body.offset == body.bytes.count {
+            return body.end ? .end(n, trailers: nil) : (n > 0 ? .bytes(n) : .deferred)
+        }
+        return .bytes(n)
+    }
+
+    func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) {
+        goAway = (lastStreamID, errorCode)
+    }
+
+    func pingAckReceived(opaqueData: UInt64) {}
+    func pingReceived() {}
+}

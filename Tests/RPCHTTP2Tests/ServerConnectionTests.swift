@@ -1,0 +1,168 @@
+import InteropTesting
+import NIOCore
+@testable import RPCHTTP2
+import RPCCore
+import StandardProtos
+import Synchronization
+import Testing
+
+@Suite("server connection state machine (no sockets)")
+struct ServerConnectionTests {
+    static let unary = "/grpc.testing.TestService/UnaryCall"
+    static let fullDuplex = "/grpc.testing.TestService/FullDuplexCall"
+
+    func simpleRequest(responseSize: Int32) throws -> [UInt8] {
+        ConnectionHarness.frame(try Grpc_Testing_SimpleRequest.with { $0.responseSize = responseSize }.serializedBytes())
+    }
+
+    @Test func unaryRoundTrip() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: simpleRequest(responseSize: 10))
+        try await h.pump { h.closed(id) }
+        let r = try #require(h.responses[id])
+        #expect(r.header(":status") == "200" && r.header("content-type") == "application/grpc")
+        #expect(r.grpcStatus == 0)
+        let message = try Grpc_Testing_SimpleResponse(serializedBytes: Array(r.data.dropFirst(5)))
+        #expect(message.payload?.body.count == 10)
+    }
+
+    @Test func messageSplitAcrossManyDataFrames() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        h.maxDataChunk = 1
+        let body = ConnectionHarness.frame(try Grpc_Testing_SimpleRequest.with {
+            $0.responseSize = 3
+            $0.payload = .with { $0.body = [UInt8](repeating: 1, count: 200) }
+        }.serializedBytes())
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: body)
+        try await h.pump { h.closed(id) }
+        #expect(h.responses[id]?.grpcStatus == 0)
+    }
+
+    @Test func unknownServiceAndMethodAreTrailersOnlyUnimplemented() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        let a = try h.request(ConnectionHarness.grpcHeaders(path: "/nope.Service/Call"), body: try simpleRequest(responseSize: 1))
+        let b = try h.request(ConnectionHarness.grpcHeaders(path: "/grpc.testing.TestService/Nope"), body: try simpleRequest(responseSize: 1))
+        try await h.pump { h.closed(a) && h.closed(b) }
+        for (id, message) in [(a, "unknown service nope.Service"), (b, "unknown method Nope for service grpc.testing.TestService")] {
+            let r = try #require(h.responses[id])
+            #expect(r.headerBlocks.count == 1)  // trailers-only
+            #expect(r.grpcStatus == 12 && r.header("grpc-message") == message)
+        }
+    }
+
+    @Test func wrongContentTypeIs415AndGetIs405() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        var json = ConnectionHarness.grpcHeaders(path: Self.unary)
+        json[4].1 = "application/json"
+        let a = try h.request(json, body: [])
+        var get = ConnectionHarness.grpcHeaders(path: Self.unary)
+        get[0].1 = "GET"
+        let b = try h.request(get, body: [])
+        try await h.pump { h.closed(a) && h.closed(b) }
+        #expect(h.responses[a]?.header(":status") == "415" && h.responses[a]?.grpcStatus == 3)
+        #expect(h.responses[b]?.header(":status") == "405" && h.responses[b]?.grpcStatus == 13)
+    }
+
+    @Test func oversizeMessageIsResourceExhausted() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()], configuration: .defaults { $0.maxReceiveMessageSize = 1000 })
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: ConnectionHarness.frame([UInt8](repeating: 0, count: 1001)))
+        try await h.pump { h.closed(id) }
+        #expect(h.responses[id]?.grpcStatus == 8)
+    }
+
+    @Test func compressedFlagWithoutEncodingIsInternal() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: ConnectionHarness.frame([1, 2], flag: 1))
+        try await h.pump { h.closed(id) }
+        #expect(h.responses[id]?.grpcStatus == 13)
+    }
+
+    @Test func unaryWithTwoMessagesOrNoneIsUnimplemented() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        let two = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: try simpleRequest(responseSize: 1) + simpleRequest(responseSize: 1))
+        let none = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: [])
+        try await h.pump { h.closed(two) && h.closed(none) }
+        #expect(h.responses[two]?.grpcStatus == 12 && h.responses[none]?.grpcStatus == 12)
+    }
+
+    @Test func headerListOverTheLimitResetsTheStream() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()], configuration: .defaults { $0.maxHeaderListSize = 2000 })
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary, extra: [("x-big", String(repeating: "a", count: 3000))]))
+        try await h.pump { h.closed(id) }
+        #expect(h.responses[id]?.closedWith == NGHTTP2Session.ErrorCode.frameSizeError.rawValue)
+        #expect(h.responses[id]?.headerBlocks.isEmpty == true)
+    }
+
+    @Test func resetMidStreamCancelsTheHandler() async throws {
+        let cancelled = Flag()
+        let h = try await ConnectionHarness(services: [WaitingService(cancelled: cancelled)])
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: WaitingService.path), body: ConnectionHarness.frame([]), end: false)
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        h.reset(stream: id)
+        try await h.pump { cancelled.isSet }
+    }
+
+    @Test func deadlineExpiryMidStream() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.fullDuplex, extra: [("grpc-timeout", "50m")]), body: [], end: false)
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        #expect(!h.closed(id))
+        // The testing event loop's clock only moves when told to.
+        await h.channel.testingEventLoop.advanceTime(by: .milliseconds(60))
+        try await h.pump { h.closed(id) }
+        #expect(h.responses[id]?.grpcStatus == 4)
+        // The client had not half-closed: the trailers are followed by RST_STREAM(NO_ERROR) (S5).
+        #expect(h.responses[id]?.closedWith == 0)
+    }
+
+    /// A bidi call keeps answering while the client has not half-closed, and ends OK after it does.
+    @Test func halfCloseEndsTheCall() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        let request = ConnectionHarness.frame(try Grpc_Testing_StreamingOutputCallRequest.with {
+            $0.responseParameters = [.with { $0.size = 5 }]
+        }.serializedBytes())
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.fullDuplex), body: request, end: false)
+        let responseSize = 5 + (try Grpc_Testing_StreamingOutputCallResponse.with {
+            $0.payload = .with { $0.body = [UInt8](repeating: 0, count: 5) }
+        }.serializedSize())
+        try await h.pump { (h.responses[id]?.data.count ?? 0) >= responseSize }
+        #expect(!h.closed(id))
+        h.send(stream: id, request, end: true)
+        try await h.pump { h.closed(id) }
+        #expect(h.responses[id]?.grpcStatus == 0)
+        #expect(h.responses[id]?.data.count == 2 * responseSize)
+    }
+}
+
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
+}
+
+/// Waits until cancelled, and records that it was.
+struct WaitingService: RPCService {
+    static let path = "/test.Waiting/Wait"
+    let cancelled: Flag
+
+    func registerMethods(with router: inout RPCRouter) {
+        let cancelled = self.cancelled
+        router.register(MethodDescriptor(service: .init(fullyQualifiedName: "test.Waiting"), method: "Wait", kind: .bidirectionalStreaming)) { _, _ in
+            do {
+                try await Task.sleep(for: .seconds(30))
+            } catch {
+                cancelled.set()
+                throw error
+            }
+        }
+    }
+}
+
+extension ConnectionHarness {
+    /// Pumps for a while without a condition (lets the RPC start).
+    func pump(until done: () -> Bool, timeoutIsFine: Bool) async throws {
+        do {
+            try await pump(until: done, timeout: .milliseconds(200))
+        } catch is HarnessTimeout where timeoutIsFine {}
+    }
+}

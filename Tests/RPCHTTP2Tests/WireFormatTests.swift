@@ -1,0 +1,195 @@
+import NIOCore
+@testable import RPCHTTP2
+import RPCCore
+import Testing
+
+@Suite("gRPC wire pieces")
+struct WireFormatTests {
+    @Test(arguments: [
+        ("1S", Duration.seconds(1)), ("100m", .milliseconds(100)), ("5u", .microseconds(5)), ("7n", .nanoseconds(7)),
+        ("2M", .seconds(120)), ("1H", .seconds(3600)), ("99999999S", .seconds(99_999_999)),
+    ])
+    func timeoutParses(text: String, duration: Duration) {
+        #expect(GRPCTimeout.parse(text) == duration)
+    }
+
+    @Test(arguments: ["", "S", "1", "1s", "123456789S", "-1S", "1.5S", " 1S", "1x"])
+    func malformedTimeoutIsRejected(text: String) {
+        #expect(GRPCTimeout.parse(text) == nil)
+    }
+
+    @Test func timeoutFormatRoundsUpAndFits() {
+        #expect(GRPCTimeout.format(.milliseconds(1)) == "1000000n")
+        #expect(GRPCTimeout.format(.seconds(10)) == "10000000u")
+        #expect(GRPCTimeout.format(.seconds(3 * 86400)) == "259200S")
+        #expect(GRPCTimeout.parse(GRPCTimeout.format(.milliseconds(1500)))! >= .milliseconds(1500))
+    }
+
+    /// GRPC-WIRE S4: `a%b ☺\n` → `a%25b %E2%98%BA%0A`, as grpc-go and C-core do.
+    @Test func statusMessagePercentEncoding() {
+        #expect(GRPCStatusMessage.encode("a%b ☺\n") == "a%25b %E2%98%BA%0A")
+        #expect(GRPCStatusMessage.decode("a%25b %E2%98%BA%0A") == "a%b ☺\n")
+        let special = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"
+        #expect(GRPCStatusMessage.decode(GRPCStatusMessage.encode(special)) == special)
+        // Decoding never fails: bad escapes stay as they are.
+        #expect(GRPCStatusMessage.decode("100%") == "100%")
+        #expect(GRPCStatusMessage.decode("%zz%4") == "%zz%4")
+    }
+
+    @Test func binaryMetadataAcceptsPaddedUnpaddedAndCommaJoinedValues() throws {
+        var metadata = Metadata()
+        try MetadataCoding.add(name: "x-bin", value: "AAEC", to: &metadata)
+        try MetadataCoding.add(name: "x-bin", value: "AAE=,AA", to: &metadata)
+        #expect(metadata[binaryValues: "x-bin"] == [[0, 1, 2], [0, 1], [0]])
+        #expect(throws: MetadataCoding.InvalidBinaryValue.self) {
+            try MetadataCoding.add(name: "x-bin", value: "!!!", to: &metadata)
+        }
+        // Non-ASCII text values are dropped (R6), not an error.
+        try MetadataCoding.add(name: "x-text", value: "caf\u{E9}", to: &metadata)
+        #expect(metadata[stringValues: "x-text"].isEmpty)
+        #expect(MetadataCoding.headers(for: metadata).first { $0.0 == "x-bin" }?.1 == "AAEC")
+    }
+}
+
+@Suite("message deframing")
+struct MessageDeframerTests {
+    func frame(_ payload: [UInt8], flag: UInt8 = 0) -> [UInt8] {
+        [flag] + withUnsafeBytes(of: UInt32(payload.count).bigEndian, Array.init) + payload
+    }
+
+    func feed(_ deframer: inout MessageDeframer, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { deframer.append($0) }
+    }
+
+    @Test func messageSplitAcrossManyChunks() throws {
+        var d = MessageDeframer(maxMessageSize: 1 << 20, encoding: nil)
+        let payload = (0..<1000).map { UInt8(truncatingIfNeeded: $0) }
+        for byte in frame(payload) {
+            #expect(try d.next() == nil)
+            feed(&d, [byte])
+        }
+        let message = try #require(try d.next())
+        #expect(message.bytes == payload && message.wireSize == 1005)
+        try d.finish()
+    }
+
+    @Test func manyMessagesInOneChunkAndZeroLength() throws {
+        var d = MessageDeframer(maxMessageSize: 1 << 20, encoding: nil)
+        feed(&d, frame([]) + frame([1]) + frame([2, 3]) + frame([]))
+        var out: [[UInt8]] = []
+        while let m = try d.next() { out.append(m.bytes) }
+        #expect(out == [[], [1], [2, 3], []])
+    }
+
+    @Test func oversizeIsRejectedFromThePrefix() {
+        var d = MessageDeframer(maxMessageSize: 100, encoding: nil)
+        feed(&d, [0, 0, 0, 0, 101])  // only the prefix: no need to buffer the message to refuse it
+        #expect(throws: MessageDeframer.Failure.tooLarge(length: 101, limit: 100)) { try d.next() }
+    }
+
+    @Test func compressedFlagWithoutEncodingIsRejected() {
+        var d = MessageDeframer(maxMessageSize: 100, encoding: nil)
+        feed(&d, frame([1, 2, 3], flag: 1))
+        #expect(throws: MessageDeframer.Failure.compressedWithoutEncoding) { try d.next() }
+    }
+
+    @Test func endInsideAMessageIsTruncation() throws {
+        var d = MessageDeframer(maxMessageSize: 100, encoding: nil)
+        feed(&d, Array(frame([1, 2, 3]).dropLast()))
+        #expect(try d.next() == nil)
+        #expect(throws: MessageDeframer.Failure.truncated) { try d.finish() }
+    }
+
+    @Test(arguments: [MessageEncoding.gzip, .deflate])
+    func compressedMessagesRoundTrip(encoding: MessageEncoding) throws {
+        let payload = [UInt8](repeating: 7, count: 100_000)
+        let framed = MessageFramer.frame(payload, encoding: encoding, allocator: ByteBufferAllocator())
+        #expect(framed.readableBytes < 2000)
+        var d = MessageDeframer(maxMessageSize: 1 << 20, encoding: encoding)
+        framed.withUnsafeReadableBytes { d.append($0) }
+        #expect(try d.next()?.bytes == payload)
+    }
+
+    /// C6: a small compressed message that inflates beyond the limit stops at the limit.
+    @Test func decompressionStopsAtTheLimit() {
+        let bomb = MessageEncoding.gzip.compress([UInt8](repeating: 0, count: 10 << 20))
+        var d = MessageDeframer(maxMessageSize: 4 << 20, encoding: .gzip)
+        feed(&d, frame(bomb, flag: 1))
+        #expect(throws: MessageDeframer.Failure.decompressedTooLarge(limit: 4 << 20)) { try d.next() }
+    }
+
+    @Test func corruptCompressedMessageFails() {
+        var d = MessageDeframer(maxMessageSize: 1 << 20, encoding: .gzip)
+        feed(&d, frame([1, 2, 3, 4, 5], flag: 1))
+        #expect(throws: MessageDeframer.Failure.decompressionFailed) { try d.next() }
+    }
+}
+
+@Suite("request validation (GRPC-WIRE §6)")
+struct ServerRequestHeadTests {
+    static let valid: [(name: String, value: String)] = [
+        (":method", "POST"), (":scheme", "http"), (":path", "/pkg.Service/Method"), (":authority", "localhost"),
+        ("content-type", "application/grpc"), ("te", "trailers"),
+    ]
+
+    func validate(_ change: (inout [(name: String, value: String)]) -> Void) -> Result<ServerRequestHead, ServerRequestHead.Rejection> {
+        var headers = Self.valid
+        change(&headers)
+        return ServerRequestHead.validate(headers)
+    }
+
+    func rejection(_ change: (inout [(name: String, value: String)]) -> Void) -> ServerRequestHead.Rejection? {
+        if case .failure(let r) = validate(change) { return r }
+        return nil
+    }
+
+    @Test func validRequestIsAccepted() throws {
+        let head = try validate { $0 += [("grpc-timeout", "5S"), ("x-id", "7"), ("x-b-bin", "AQ"), ("grpc-encoding", "gzip")] }.get()
+        #expect(head.service == "pkg.Service" && head.methodName == "Method")
+        #expect(head.timeout == .seconds(5) && head.encoding == .gzip)
+        #expect(head.metadata.first("x-id") == "7" && head.metadata[binaryValues: "x-b-bin"] == [[1]])
+        #expect(head.metadata.first("te") == nil)
+    }
+
+    @Test func missingTEIsAccepted() throws {  // R2, V13
+        _ = try validate { $0.removeAll { $0.name == "te" } }.get()
+    }
+
+    @Test(arguments: ["application/grpc", "application/grpc+proto", "application/grpc;charset=utf-8"])
+    func grpcContentTypes(value: String) throws {
+        _ = try validate { $0[4].value = value }.get()
+    }
+
+    @Test(arguments: ["application/json", "application/grpc-web", "application/grpcx", "text/plain"])
+    func otherContentTypesGet415(value: String) {
+        #expect(rejection { $0[4].value = value }?.httpStatus == 415)
+        #expect(rejection { $0[4].value = value }?.status.code == .invalidArgument)
+    }
+
+    @Test func getIs405() {
+        #expect(rejection { $0[0].value = "GET" } == .init(
+            httpStatus: 405,
+            status: Status(code: .internal, message: "Received a HEADERS frame with :method \"GET\" which should be POST")
+        ))
+    }
+
+    @Test(arguments: ["/", "//", "/pkg.Service", "/pkg.Service/", "pkg.Service/Method", "//Method"])
+    func malformedPathIsUnimplemented(path: String) {
+        let r = rejection { $0[2].value = path }
+        #expect(r?.httpStatus == 200 && r?.status.code == .unimplemented)
+    }
+
+    @Test func malformedTimeoutAndBinaryMetadataAre400() {
+        #expect(rejection { $0.append(("grpc-timeout", "soon")) }?.httpStatus == 400)
+        #expect(rejection { $0.append(("x-bad-bin", "@@@")) }?.httpStatus == 400)
+    }
+
+    @Test func twoAuthoritiesAre400() {
+        #expect(rejection { $0.append((":authority", "other")) }?.httpStatus == 400)
+    }
+
+    @Test func unknownEncodingListsWhatIsAccepted() {
+        let r = rejection { $0.append(("grpc-encoding", "snappy")) }
+        #expect(r?.status.code == .unimplemented && r?.listAcceptedEncodings == true)
+    }
+}
