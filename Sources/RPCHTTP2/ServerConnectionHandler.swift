@@ -246,7 +246,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 }
             }
         }
-        if written > 0 { rpc.gate?.drained(written) }
+        if written > 0 {
+            rpc.gate?.drained(written)
+            // Like grpc-go: sending data forgives earlier pings (clients ping to probe bandwidth while
+            // data flows).
+            pingStrikes = 0
+        }
         if rpc.outboxHead == rpc.outbox.count, let trailers = rpc.pendingTrailers {
             rpc.pendingTrailers = nil
             return .end(written, trailers: trailers)

@@ -140,6 +140,35 @@ final class Flag: Sendable {
     func set() { value.withLock { $0 = true } }
 }
 
+@Suite("keepalive ping policy (GRPC-WIRE K3)")
+struct PingPolicyTests {
+    /// grpc-go probes bandwidth with PINGs while a stream moves data; sending data forgives them.
+    /// (Regression: strikes were only forgiven by new RPCs, so grpc-go's ping_pong got GOAWAY.)
+    @Test func pingsWhileDataFlowsAreFine() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        let request = ConnectionHarness.frame(try Grpc_Testing_StreamingOutputCallRequest.with {
+            $0.responseParameters = [.with { $0.size = 10 }]
+        }.serializedBytes())
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: ServerConnectionTests.fullDuplex), body: request, end: false)
+        for round in 1...6 {
+            h.client.submitPing(opaqueData: UInt64(round))
+            h.send(stream: id, request, end: round == 6)
+            let expected = round * 19
+            try await h.pump { (h.responses[id]?.data.count ?? 0) >= expected }
+        }
+        try await h.pump { h.closed(id) }
+        #expect(h.goAway == nil)
+        #expect(h.responses[id]?.grpcStatus == 0)
+    }
+
+    @Test func tooManyPingsGetGoAway() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        for round in 1...4 { h.client.submitPing(opaqueData: UInt64(round)) }
+        try await h.pump { h.goAway != nil }
+        #expect(h.goAway?.errorCode == NGHTTP2Session.ErrorCode.enhanceYourCalm.rawValue)
+    }
+}
+
 /// Waits until cancelled, and records that it was.
 struct WaitingService: RPCService {
     static let path = "/test.Waiting/Wait"

@@ -41,3 +41,69 @@ def pb2(tmp_path_factory) -> pathlib.Path:
         raise RuntimeError("grpc_tools.protoc failed")
     sys.path.insert(0, str(out))
     return out
+
+
+# --- servers and peers ------------------------------------------------------------------------------------
+
+import contextlib
+import socket
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def serve(command, port=None, **kwargs):
+    """Runs a server until the block ends. Ours print `listening on HOST:PORT`; for others pass `port`."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    try:
+        if port is None:
+            line = proc.stdout.readline()
+            if not line.startswith("listening on "):
+                raise RuntimeError(f"{command[0]} did not start: {line}{proc.stderr.read()}")
+            port = int(line.rsplit(":", 1)[1])
+        else:
+            wait_for_port(port)
+        proc.port = port
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def interop_peers() -> dict:
+    """Third-party interop clients and servers, prepared (and cached) by scripts/interop-peers."""
+    subprocess.run([str(ROOT / "scripts/interop-peers"), "--quiet"], check=True)
+    env = {}
+    for line in (ROOT / ".cache/interop/env").read_text().splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            env[key] = value
+    return env
+
+
+@pytest.fixture(scope="session")
+def interop_server(binaries):
+    """Our interop-server, for the whole session."""
+    with serve([str(binaries / "interop-server"), "--port", "0"]) as proc:
+        yield proc

@@ -1,0 +1,55 @@
+"""Wire compatibility with gRPC implementations nobody here wrote (GRPC-WIRE §9, §15): the official Python
+interop client (grpc 1.51.1, C-core) and grpc-go 1.33.3's against our interop-server, and our interop-client
+against their servers."""
+
+import subprocess
+
+import pytest
+
+from conftest import free_port, serve
+
+# The cases both official clients run (GRPC-WIRE §15.2, §15.4); neither runs the compression cases.
+CASES = ["empty_unary", "large_unary", "client_streaming", "server_streaming", "ping_pong", "empty_stream",
+         "cancel_after_begin", "cancel_after_first_response", "timeout_on_sleeping_server", "custom_metadata",
+         "status_code_and_message", "special_status_message", "unimplemented_method", "unimplemented_service"]
+COMPRESSION_CASES = ["client_compressed_unary", "server_compressed_unary", "client_compressed_streaming",
+                     "server_compressed_streaming"]
+
+
+def run(command, **kwargs):
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, **kwargs)
+    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_python_interop_client_against_our_server(interop_peers, interop_server, case):
+    run([interop_peers["INTEROP_PYTHON"], "-m", interop_peers["INTEROP_PY_CLIENT_MODULE"],
+         "--server_host=127.0.0.1", f"--server_port={interop_server.port}", f"--test_case={case}"],
+        cwd=interop_peers["INTEROP_PY_DIR"])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_go_interop_client_against_our_server(interop_peers, interop_server, case):
+    run([interop_peers["INTEROP_GO_CLIENT"], "--server_host=127.0.0.1", f"--server_port={interop_server.port}",
+         f"--test_case={case}"])
+
+
+def test_our_interop_client_against_our_server(binaries, interop_server):
+    out = run([str(binaries / "interop-client"), "--server_port", str(interop_server.port), "--test_case", "all"])
+    assert out.count("PASS") == len(CASES) + len(COMPRESSION_CASES)
+
+
+def test_our_interop_client_against_the_python_reference_server(binaries, interop_peers):
+    port = free_port()
+    server = [interop_peers["INTEROP_PYTHON"], "-m", interop_peers["INTEROP_PY_SERVER_MODULE"], f"--port={port}"]
+    with serve(server, port=port, cwd=interop_peers["INTEROP_PY_DIR"]):
+        for case in CASES:
+            run([str(binaries / "interop-client"), "--server_port", str(port), "--test_case", case])
+
+
+def test_our_interop_client_against_the_go_server(binaries, interop_peers):
+    port = free_port()
+    with serve([interop_peers["INTEROP_GO_SERVER"], f"--port={port}"], port=port):
+        for case in CASES:
+            run([str(binaries / "interop-client"), "--server_port", str(port), "--test_case", case])
