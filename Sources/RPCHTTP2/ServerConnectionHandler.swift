@@ -262,7 +262,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) {}
 
     func pingReceived() {
-        // K3: pings more often than allowed earn strikes; too many end the connection.
+        // K3: pings more often than allowed earn strikes; too many end the connection (with one GOAWAY).
+        guard shutdown != .goAwaySent else { return }
         let now = NIODeadline.now()
         defer { lastPingAt = now }
         let keepalive = configuration.keepalive

@@ -9,7 +9,8 @@ import ServiceLifecycle
 import StandardProtos
 import StandardServices
 
-/// The gRPC interop server: `grpc.testing.TestService` per the interop spec, plus health and reflection.
+/// The gRPC interop server: `grpc.testing.TestService` per the interop spec, `grpc.testing.BenchmarkService`
+/// (for scripts/bench-unary), health and reflection.
 @main
 struct InteropServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,11 +36,11 @@ struct InteropServer: AsyncParsableCommand {
         logger.logLevel = .info
         let health = HealthService()
         let reflection = ReflectionService(
-            services: ["grpc.testing.TestService", "grpc.health.v1.Health"],
+            services: ["grpc.testing.TestService", "grpc.testing.BenchmarkService", "grpc.health.v1.Health"],
             files: StandardProtosDescriptors.files
         )
         let server = GRPCServer(
-            services: [InteropTestService(), health] + reflection.rpcServices,
+            services: [InteropTestService(), BenchmarkService(), health] + reflection.rpcServices,
             configuration: .defaults { $0.host = host; $0.port = port },
             logger: logger
         )
