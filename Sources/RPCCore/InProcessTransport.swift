@@ -9,8 +9,8 @@ public struct InProcessTransport: ClientTransport {
         self.router = router
     }
 
-    public init(services: [any RPCService]) {
-        self.init(router: RPCRouter(services: services))
+    public init(services: [any RPCService], interceptors: [ScopedServerInterceptor] = []) {
+        self.init(router: RPCRouter(services: services).intercepted(by: interceptors))
     }
 
     public func withStream<R: Sendable>(

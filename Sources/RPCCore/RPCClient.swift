@@ -91,8 +91,9 @@ final class TrailersBox: Sendable {
 public struct RPCClient: Sendable {
     public let transport: any ClientTransport
 
-    public init(transport: any ClientTransport) {
-        self.transport = transport
+    /// `interceptors` run around every call, the first outermost.
+    public init(transport: any ClientTransport, interceptors: [any ClientInterceptor] = []) {
+        self.transport = interceptors.isEmpty ? transport : InterceptedClientTransport(transport, interceptors: interceptors)
     }
 
     public func unary<Request: ProtoMessage, Response: ProtoMessage>(

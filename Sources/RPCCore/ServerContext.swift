@@ -1,6 +1,8 @@
 import Synchronization
 
-/// What a handler knows about the call it serves, and where it puts response metadata.
+/// What a handler knows about the call it serves, and where it puts response metadata. Cancellation is the
+/// task's: a handler's task is cancelled when the client resets the stream, the deadline passes or the
+/// connection goes away.
 public struct ServerContext: Sendable {
     public let descriptor: MethodDescriptor
     /// The request's custom metadata (reserved and HTTP/2 headers removed).
@@ -13,6 +15,8 @@ public struct ServerContext: Sendable {
     public let responseMetadata: ResponseMetadata
     /// The request's `grpc-encoding` (e.g. `gzip`), nil when its messages are not compressed.
     public let requestEncoding: String?
+    /// Values interceptors attached for the handler (e.g. the authenticated principal).
+    public var values = ContextValues()
 
     public init(
         descriptor: MethodDescriptor,

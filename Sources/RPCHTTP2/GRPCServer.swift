@@ -15,6 +15,7 @@ public final class GRPCServer: Service, Sendable {
     private let configuration: GRPCServerConfiguration
     private let logger: Logger
     private let group: any EventLoopGroup
+    private let beforeShutdown: (@Sendable () -> Void)?
     private let state = Mutex(State())
     private let bound = AsyncStream<SocketAddress>.makeStream()
 
@@ -24,13 +25,18 @@ public final class GRPCServer: Service, Sendable {
         var shuttingDown = false
     }
 
+    /// `interceptors` run around every RPC in their scope, the first outermost; `beforeShutdown` runs when a
+    /// graceful shutdown begins (mark health NOT_SERVING there, so load balancers drain this server first).
     public init(
         services: [any RPCService],
+        interceptors: [ScopedServerInterceptor] = [],
         configuration: GRPCServerConfiguration = .defaults,
         logger: Logger = Logger(label: "gateway.grpc.server"),
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        beforeShutdown: (@Sendable () -> Void)? = nil
     ) {
-        router = RPCRouter(services: services)
+        router = RPCRouter(services: services).intercepted(by: interceptors)
+        self.beforeShutdown = beforeShutdown
         self.configuration = configuration
         self.logger = logger
         group = eventLoopGroup
@@ -110,6 +116,7 @@ public final class GRPCServer: Service, Sendable {
             return (s.serverChannel, Array(s.connections.values))
         }
         logger.info("shutting down gracefully", metadata: ["net.connections": "\(connections.count)"])
+        beforeShutdown?()
         listener?.close(promise: nil)
         for connection in connections {
             connection.pipeline.fireUserInboundEventTriggered(GracefulShutdownEvent())

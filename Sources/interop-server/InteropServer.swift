@@ -42,7 +42,8 @@ struct InteropServer: AsyncParsableCommand {
         let server = GRPCServer(
             services: [InteropTestService(), BenchmarkService(), health] + reflection.rpcServices,
             configuration: .defaults { $0.host = host; $0.port = port },
-            logger: logger
+            logger: logger,
+            beforeShutdown: { health.shutDown() }
         )
         let group = ServiceGroup(
             services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
