@@ -24,6 +24,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var pingStrikes = 0
     private var lastPingAt: NIODeadline?
     private var shutdown: ShutdownState = .running
+    private var closing = false
 
     private enum ShutdownState {
         case running
@@ -132,10 +133,20 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         if out.readableBytes > 0 {
             context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         }
-        if !session.wantsRead && !session.wantsWrite {
-            context.close(promise: nil)
-        } else if shutdown == .goAwaySent && streams.isEmpty {
-            context.close(promise: nil)
+        if !session.wantsRead && !session.wantsWrite || shutdown == .goAwaySent && streams.isEmpty {
+            closeAfterFinalWrites()
+        }
+    }
+
+    /// Closes our side first and the socket a little later: closing at once, while the peer may still send
+    /// (a PING ACK, a WINDOW_UPDATE), makes the kernel answer with a reset that can destroy the GOAWAY
+    /// before the peer reads it.
+    private func closeAfterFinalWrites() {
+        guard let context, !closing else { return }
+        closing = true
+        context.close(mode: .output, promise: nil)
+        context.eventLoop.scheduleTask(in: .seconds(1)) { [channel = context.channel] in
+            channel.close(promise: nil)
         }
     }
 
@@ -507,11 +518,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
+    /// Runs inside a session callback (the PING ACK) or from a timer: it only submits, and the write happens
+    /// after the callback returns (nghttp2 must not be re-entered, GRPC-WIRE N9).
     private func sendFinalGoAway() {
         guard shutdown == .noticeSent else { return }
         shutdown = .goAwaySent
         session.submitGoAway(lastStreamID: session.lastProcessedStreamID, code: .noError)
-        flush()
+        scheduleFlush()
     }
 
     private func forceClose() {

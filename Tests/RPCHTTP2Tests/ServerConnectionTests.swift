@@ -140,6 +140,25 @@ final class Flag: Sendable {
     func set() { value.withLock { $0 = true } }
 }
 
+@Suite("graceful shutdown (GRPC-WIRE K5, N9)")
+struct GracefulShutdownTests {
+    /// The client's PING ACK arrives inside nghttp2's receive callback and triggers the final GOAWAY; the
+    /// handler must not write from inside that callback. (Regression: it did, and the re-entrancy check
+    /// stopped the process.)
+    @Test func finalGoAwayFollowsThePingAckWithoutReentering() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()])
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: ServerConnectionTests.fullDuplex), body: [], end: false)
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        h.channel.pipeline.fireUserInboundEventTriggered(GracefulShutdownEvent())
+        try await h.pump { h.goAway?.lastStreamID == id }
+        #expect(h.goAway?.errorCode == 0)
+        // The open call still completes; then the server closes the connection.
+        h.send(stream: id, [], end: true)
+        try await h.pump { h.closed(id) }
+        #expect(h.responses[id]?.grpcStatus == 0)
+    }
+}
+
 @Suite("keepalive ping policy (GRPC-WIRE K3)")
 struct PingPolicyTests {
     /// grpc-go probes bandwidth with PINGs while a stream moves data; sending data forgives them.
