@@ -55,6 +55,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         context.fireChannelActive()
     }
 
+    /// The context refers back to this handler: let go of it, or the two keep each other alive.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     private func start(context: ChannelHandlerContext) {
         guard session == nil else { return }
         peer = Self.describe(context.channel.remoteAddress)

@@ -90,6 +90,18 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
 
     func closed(_ stream: Int32) -> Bool { responses[stream]?.closedWith != nil }
 
+    /// Closes the channel, which removes the handler (and so frees the connection's state).
+    func close() async throws {
+        // Let pending timers (grace periods, delayed closes) run, so nothing stays scheduled.
+        await channel.testingEventLoop.advanceTime(by: .seconds(60))
+        do {
+            try await channel.close()
+        } catch ChannelError.alreadyClosed {
+            // The server closed it (after GOAWAY).
+        }
+        try await channel.testingEventLoop.shutdownGracefully()
+    }
+
     struct HarnessTimeout: Error {}
 
     // MARK: NGHTTP2SessionDelegate (client side)

@@ -24,6 +24,7 @@ struct ServerConnectionTests {
         #expect(r.grpcStatus == 0)
         let message = try Grpc_Testing_SimpleResponse(serializedBytes: Array(r.data.dropFirst(5)))
         #expect(message.payload?.body.count == 10)
+        try await h.close()
     }
 
     @Test func messageSplitAcrossManyDataFrames() async throws {
@@ -36,6 +37,7 @@ struct ServerConnectionTests {
         let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: body)
         try await h.pump { h.closed(id) }
         #expect(h.responses[id]?.grpcStatus == 0)
+        try await h.close()
     }
 
     @Test func unknownServiceAndMethodAreTrailersOnlyUnimplemented() async throws {
@@ -48,6 +50,7 @@ struct ServerConnectionTests {
             #expect(r.headerBlocks.count == 1)  // trailers-only
             #expect(r.grpcStatus == 12 && r.header("grpc-message") == message)
         }
+        try await h.close()
     }
 
     @Test func wrongContentTypeIs415AndGetIs405() async throws {
@@ -61,6 +64,7 @@ struct ServerConnectionTests {
         try await h.pump { h.closed(a) && h.closed(b) }
         #expect(h.responses[a]?.header(":status") == "415" && h.responses[a]?.grpcStatus == 3)
         #expect(h.responses[b]?.header(":status") == "405" && h.responses[b]?.grpcStatus == 13)
+        try await h.close()
     }
 
     @Test func oversizeMessageIsResourceExhausted() async throws {
@@ -68,6 +72,7 @@ struct ServerConnectionTests {
         let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: ConnectionHarness.frame([UInt8](repeating: 0, count: 1001)))
         try await h.pump { h.closed(id) }
         #expect(h.responses[id]?.grpcStatus == 8)
+        try await h.close()
     }
 
     @Test func compressedFlagWithoutEncodingIsInternal() async throws {
@@ -75,6 +80,7 @@ struct ServerConnectionTests {
         let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: ConnectionHarness.frame([1, 2], flag: 1))
         try await h.pump { h.closed(id) }
         #expect(h.responses[id]?.grpcStatus == 13)
+        try await h.close()
     }
 
     @Test func unaryWithTwoMessagesOrNoneIsUnimplemented() async throws {
@@ -83,6 +89,7 @@ struct ServerConnectionTests {
         let none = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: [])
         try await h.pump { h.closed(two) && h.closed(none) }
         #expect(h.responses[two]?.grpcStatus == 12 && h.responses[none]?.grpcStatus == 12)
+        try await h.close()
     }
 
     @Test func headerListOverTheLimitResetsTheStream() async throws {
@@ -91,6 +98,7 @@ struct ServerConnectionTests {
         try await h.pump { h.closed(id) }
         #expect(h.responses[id]?.closedWith == NGHTTP2Session.ErrorCode.frameSizeError.rawValue)
         #expect(h.responses[id]?.headerBlocks.isEmpty == true)
+        try await h.close()
     }
 
     @Test func resetMidStreamCancelsTheHandler() async throws {
@@ -100,6 +108,7 @@ struct ServerConnectionTests {
         try await h.pump(until: { false }, timeoutIsFine: true)
         h.reset(stream: id)
         try await h.pump { cancelled.isSet }
+        try await h.close()
     }
 
     @Test func deadlineExpiryMidStream() async throws {
@@ -113,6 +122,7 @@ struct ServerConnectionTests {
         #expect(h.responses[id]?.grpcStatus == 4)
         // The client had not half-closed: the trailers are followed by RST_STREAM(NO_ERROR) (S5).
         #expect(h.responses[id]?.closedWith == 0)
+        try await h.close()
     }
 
     /// A bidi call keeps answering while the client has not half-closed, and ends OK after it does.
@@ -131,6 +141,7 @@ struct ServerConnectionTests {
         try await h.pump { h.closed(id) }
         #expect(h.responses[id]?.grpcStatus == 0)
         #expect(h.responses[id]?.data.count == 2 * responseSize)
+        try await h.close()
     }
 }
 
@@ -156,6 +167,7 @@ struct GracefulShutdownTests {
         h.send(stream: id, [], end: true)
         try await h.pump { h.closed(id) }
         #expect(h.responses[id]?.grpcStatus == 0)
+        try await h.close()
     }
 }
 
@@ -178,6 +190,7 @@ struct PingPolicyTests {
         try await h.pump { h.closed(id) }
         #expect(h.goAway == nil)
         #expect(h.responses[id]?.grpcStatus == 0)
+        try await h.close()
     }
 
     @Test func tooManyPingsGetGoAway() async throws {
@@ -185,6 +198,7 @@ struct PingPolicyTests {
         for round in 1...4 { h.client.submitPing(opaqueData: UInt64(round)) }
         try await h.pump { h.goAway != nil }
         #expect(h.goAway?.errorCode == NGHTTP2Session.ErrorCode.enhanceYourCalm.rawValue)
+        try await h.close()
     }
 }
 
