@@ -99,7 +99,7 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
         } catch ChannelError.alreadyClosed {
             // The server closed it (after GOAWAY).
         }
-        try await channel.testingEventLoop.shutdownGracefully()
+        await channel.testingEventLoop.shutdownGracefully()
     }
 
     struct HarnessTimeout: Error {}
