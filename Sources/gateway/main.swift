@@ -1,5 +1,6 @@
-// The gateway server arrives with the RPC runtime and service issues; until then this says so plainly.
+// The gateway server arrives with the auth and service issues; until then this says so plainly.
 print("""
-gateway: not implemented yet. This build has the foundation only: schemas in proto/, the code generator,
-generated message types over protobuf-c, and the RPC model (RPCCore). See README.md for what works today.
+gateway: not implemented yet. This build has the foundation and the gRPC runtime: schemas in proto/, the
+code generator, generated message types over protobuf-c, and a gRPC server and client on libnghttp2.
+`swift run interop-server --port 50051` serves the gRPC interop and health services. See README.md.
 """)
