@@ -189,11 +189,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 return
             }
             let encoding = fields.first { $0.name == "grpc-encoding" }.flatMap { MessageEncoding(rawValue: $0.value) }
-            stream.deframer = MessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize, encoding: encoding)
+            stream.inbound = InboundMessages(maxMessageSize: configuration.maxReceiveMessageSize, encoding: encoding)
             stream.inbox.push(.init(element: .metadata(Self.metadata(from: fields)), cost: 0))
         } else if endStream {
             do {
-                try stream.deframer.finish()
+                try stream.inbound.deframer.finish()
             } catch {
                 stream.end(Status(code: .internal, message: "the response ended in the middle of a message"), trailers: [:])
                 return
@@ -207,13 +207,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             session.consume(stream: id, bytes: bytes.count)
             return
         }
-        stream.deframer.append(bytes)
         do {
-            while let message = try stream.deframer.next() {
-                let cost = max(0, message.wireSize - stream.consumedAhead)
-                stream.consumedAhead = 0
-                stream.inbox.push(.init(element: .message(message.bytes), cost: cost))
+            let giveBack = try stream.inbound.receive(bytes) { message, cost in
+                stream.inbox.push(.init(element: .message(message), cost: cost))
             }
+            session.consume(stream: id, bytes: giveBack)
         } catch {
             let status = switch error {
             case .tooLarge(let length, let limit):
@@ -224,12 +222,6 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 Status(code: .internal, message: "invalid response message framing")
             }
             cancel(stream: id, status: status)
-            return
-        }
-        let pending = stream.deframer.pendingBytes
-        if pending > stream.consumedAhead {
-            session.consume(stream: id, bytes: pending - stream.consumedAhead)
-            stream.consumedAhead = pending
         }
     }
 
@@ -253,26 +245,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func readData(stream id: Int32, into buffer: UnsafeMutableRawBufferPointer) -> NGHTTP2Session.DataReadResult {
         guard let stream = streams[id] else { return .end(0, trailers: nil) }
-        var written = 0
-        while written < buffer.count, stream.outboxHead < stream.outbox.count {
-            let n = stream.outbox[stream.outboxHead].readableBytes
-            let take = min(n, buffer.count - written)
-            stream.outbox[stream.outboxHead].readWithUnsafeReadableBytes { bytes in
-                UnsafeMutableRawBufferPointer(rebasing: buffer[written..<written + take])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
-                return take
-            }
-            written += take
-            if take == n {
-                stream.outboxHead += 1
-                if stream.outboxHead == stream.outbox.count {
-                    stream.outbox.removeAll(keepingCapacity: true)
-                    stream.outboxHead = 0
-                }
-            }
-        }
+        let written = stream.outbox.drain(into: buffer)
         if written > 0 { stream.gate.drained(written) }
-        if stream.outboxHead == stream.outbox.count, stream.requestEnded {
+        if stream.outbox.isEmpty, stream.requestEnded {
             return .end(written, trailers: nil)  // R9: END_STREAM on the last DATA frame
         }
         return written > 0 ? .bytes(written) : .deferred
@@ -337,10 +312,8 @@ final class ClientStream {
     var headerFields: [(name: String, value: String)] = []
     var headerListSize = 0
     var responseHeadersReceived = false
-    var deframer = MessageDeframer(maxMessageSize: 0, encoding: nil)
-    var consumedAhead = 0
-    var outbox: [ByteBuffer] = []
-    var outboxHead = 0
+    var inbound = InboundMessages(maxMessageSize: 0, encoding: nil)
+    var outbox = OutboundQueue()
     var requestEnded = false
     private(set) var finished = false
 

@@ -198,23 +198,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             session.consume(stream: stream, bytes: bytes.count)
             return
         }
-        rpc.deframer.append(bytes)
         do {
-            while let message = try rpc.deframer.next() {
-                let cost = max(0, message.wireSize - rpc.consumedAhead)
-                rpc.consumedAhead = 0
-                rpc.inbox.push(.init(element: message.bytes, cost: cost))
+            let giveBack = try rpc.inbound.receive(bytes) { message, cost in
+                rpc.inbox.push(.init(element: message, cost: cost))
             }
+            session.consume(stream: stream, bytes: giveBack)
         } catch {
             fail(rpc, Self.status(for: error))
-            return
-        }
-        // The bytes of a message still arriving are given back at once: a message may be larger than the
-        // window, and its size is already bounded by the receive limit.
-        let pending = rpc.deframer.pendingBytes
-        if pending > rpc.consumedAhead {
-            session.consume(stream: stream, bytes: pending - rpc.consumedAhead)
-            rpc.consumedAhead = pending
         }
     }
 
@@ -244,31 +234,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func readData(stream: Int32, into buffer: UnsafeMutableRawBufferPointer) -> NGHTTP2Session.DataReadResult {
         guard let rpc = streams[stream] else { return .end(0, trailers: []) }
-        var written = 0
-        while written < buffer.count, rpc.outboxHead < rpc.outbox.count {
-            let n = rpc.outbox[rpc.outboxHead].readableBytes
-            let take = min(n, buffer.count - written)
-            rpc.outbox[rpc.outboxHead].readWithUnsafeReadableBytes { bytes in
-                UnsafeMutableRawBufferPointer(rebasing: buffer[written..<written + take])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
-                return take
-            }
-            written += take
-            if take == n {
-                rpc.outboxHead += 1
-                if rpc.outboxHead == rpc.outbox.count {
-                    rpc.outbox.removeAll(keepingCapacity: true)
-                    rpc.outboxHead = 0
-                }
-            }
-        }
+        let written = rpc.outbox.drain(into: buffer)
         if written > 0 {
             rpc.gate?.drained(written)
             // Like grpc-go: sending data forgives earlier pings (clients ping to probe bandwidth while
             // data flows).
             pingStrikes = 0
         }
-        if rpc.outboxHead == rpc.outbox.count, let trailers = rpc.pendingTrailers {
+        if rpc.outbox.isEmpty, let trailers = rpc.pendingTrailers {
             rpc.pendingTrailers = nil
             return .end(written, trailers: trailers)
         }
@@ -338,7 +311,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             deadline: deadline, responseMetadata: responseMetadata, requestEncoding: head.encoding?.rawValue
         )
         rpc.phase = .running
-        rpc.deframer = MessageDeframer(maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding)
+        rpc.inbound = InboundMessages(maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding)
         rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
         rpc.responseMetadata = responseMetadata
         rpc.inbox = StreamInbox(batch: Int(configuration.streamWindowSize / 4)) {
@@ -464,7 +437,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         rpc.remoteEnded = true
         guard rpc.phase == .running else { return }
         do {
-            try rpc.deframer.finish()
+            try rpc.inbound.deframer.finish()
         } catch {
             fail(rpc, Self.status(for: error))
             return
@@ -558,24 +531,21 @@ final class ServerRPC {
     var phase = Phase.headers
     var headerFields: [(name: String, value: String)] = []
     var headerListSize = 0
-    var deframer: MessageDeframer
-    /// Bytes of the message still arriving that were already given back to the windows.
-    var consumedAhead = 0
+    var inbound: InboundMessages
     var inbox: StreamInbox<[UInt8]>!
     var gate: OutboundGate?
     var responseMetadata: ResponseMetadata?
     var responseEncoding: MessageEncoding?
     var remoteEnded = false
     var responseHeadersSent = false
-    var outbox: [ByteBuffer] = []
-    var outboxHead = 0
+    var outbox = OutboundQueue()
     var pendingTrailers: [(String, String)]?
     var task: Task<Void, Never>?
     var deadlineTimer: Scheduled<Void>?
 
     init(id: Int32, maxMessageSize: Int) {
         self.id = id
-        deframer = MessageDeframer(maxMessageSize: maxMessageSize, encoding: nil)
+        inbound = InboundMessages(maxMessageSize: maxMessageSize, encoding: nil)
     }
 
     /// The stream is gone (reset, connection lost, shutdown): stop the handler and its writers.
