@@ -65,6 +65,14 @@ let package = Package(
                 ]
             ),
 
+            // Application layer: use cases and the ports they need. No C module, no transport.
+            .target(name: "GatewayApplication"),
+
+            // Adapters over C libraries: OpenSSL (digests, RSA, certificates).
+            .target(name: "OpenSSLCrypto", dependencies: ["COpenSSL"]),
+            // Firebase ID token / session cookie verification (the TokenVerifier port), and local mode.
+            .target(name: "FirebaseAuth", dependencies: ["GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"]),
+
             // grpc.health.v1 and server reflection (v1 and v1alpha), for any server.
             .target(name: "StandardServices", dependencies: ["RPCCore", "StandardProtos", "ProtoRuntime"]),
 
@@ -117,6 +125,7 @@ let package = Package(
             ),
             .testTarget(name: "ProtoCodegenTests", dependencies: ["ProtoCodegen"]),
             .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
+            .testTarget(name: "FirebaseAuthTests", dependencies: ["FirebaseAuth", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"]),
             .testTarget(
                 name: "RPCHTTP2Tests",
                 dependencies: [
