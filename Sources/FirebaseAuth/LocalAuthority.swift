@@ -43,7 +43,9 @@ public struct LocalAuthority: Sendable {
         let temporary = file.appendingPathExtension("tmp")
         try Data(bytes).write(to: temporary)
         try FileManager.default.setAttributes([.posixPermissions: permissions], ofItemAtPath: temporary.path)
-        _ = try FileManager.default.replaceItemAt(file, withItemAt: temporary)
+        guard rename(temporary.path, file.path) == 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
+        }
     }
 
     /// The only key local mode trusts, for both token kinds.

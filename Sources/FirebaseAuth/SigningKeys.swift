@@ -41,7 +41,7 @@ public final class HTTPSigningKeys: SigningKeySource {
     private struct State {
         var current: KeySet?
         var refresh: Task<KeySet, any Error>?
-        var lastUnknownKeyRefresh: Int64 = .min
+        var lastUnknownKeyRefresh: Int64?
     }
 
     private let configuration: Configuration
@@ -90,7 +90,7 @@ public final class HTTPSigningKeys: SigningKeySource {
     /// A kid we do not know may be a new key: refresh once (rate-limited), then decide.
     private func afterUnknownKeyRefresh(id: String, now: Int64) async throws(TokenVerificationError) -> RSAPublicKey {
         let allowed = state.withLock { s in
-            guard now - s.lastUnknownKeyRefresh >= configuration.unknownKeyRefreshInterval else { return false }
+            if let last = s.lastUnknownKeyRefresh, now - last < configuration.unknownKeyRefreshInterval { return false }
             s.lastUnknownKeyRefresh = now
             return true
         }

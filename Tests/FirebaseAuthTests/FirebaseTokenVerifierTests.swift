@@ -87,7 +87,12 @@ struct FirebaseTokenVerifierTests {
             let forged = Base64.encodeURLSafeUnpadded(Array(claims(sub: "admin-uid").utf8))
             return "\(parts[0]).\(forged).\(parts[2])"
         }),
-        ("truncated signature", .invalidSignature, { signer in String(signer.token(claims: claims()).dropLast(3)) }),
+        ("truncated signature", .invalidSignature, { signer in
+            let input = Array(signer.token(claims: claims()).split(separator: ".").prefix(2).joined(separator: ".").utf8)
+            let signature = try! input.withUnsafeBytes { try signer.key.signSHA256($0) }
+            return signer.token(claims: claims(), signature: Array(signature.dropLast()))
+        }),
+        ("one-byte signature", .invalidSignature, { $0.token(claims: claims(), signature: [1]) }),
         ("padded segment", .malformed, { signer in
             let parts = signer.token(claims: claims()).split(separator: ".")
             return "\(parts[0])=.\(parts[1]).\(parts[2])"
