@@ -72,6 +72,16 @@ let package = Package(
             .target(name: "OpenSSLCrypto", dependencies: ["COpenSSL"]),
             // Firebase ID token / session cookie verification (the TokenVerifier port), and local mode.
             .target(name: "FirebaseAuth", dependencies: ["GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"]),
+            // Composition root: configuration, interceptors, service implementations.
+            .target(
+                name: "GatewayServer",
+                dependencies: [
+                    "GatewayApplication", "RPCCore", "RPCHTTP2", "FirebaseAuth", "CurlHTTP", "StandardServices",
+                    "GatewayProtos", .product(name: "Logging", package: "swift-log"),
+                ]
+            ),
+            // The HTTPClient port over libcurl.
+            .target(name: "CurlHTTP", dependencies: ["CCurl", "GatewayApplication", .product(name: "NIOPosix", package: "swift-nio")]),
 
             // grpc.health.v1 and server reflection (v1 and v1alpha), for any server.
             .target(name: "StandardServices", dependencies: ["RPCCore", "StandardProtos", "ProtoRuntime"]),
@@ -109,7 +119,16 @@ let package = Package(
             ),
             .executableTarget(name: "gateway-codegen", dependencies: ["ProtoCodegen"], path: "codegen/gateway-codegen"),
 
-            .executableTarget(name: "gateway", dependencies: []),
+            .executableTarget(
+                name: "gateway",
+                dependencies: [
+                    "GatewayServer", "CurlHTTP", "GatewayApplication", "FirebaseAuth",
+                    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                    .product(name: "Logging", package: "swift-log"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                ]
+            ),
             // Black-box peer for the Python codec interop suite (Tests/interop).
             .executableTarget(name: "codec-conformance", dependencies: ["ConformanceProtos", "GatewayProtos", "ProtoRuntime"]),
             // The codec fuzz property (scripts/fuzz), shared by the libFuzzer target and the corpus replay test.
@@ -125,6 +144,7 @@ let package = Package(
             ),
             .testTarget(name: "ProtoCodegenTests", dependencies: ["ProtoCodegen"]),
             .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
+            .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "GatewayApplication", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log")]),
             .testTarget(name: "FirebaseAuthTests", dependencies: ["FirebaseAuth", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"]),
             .testTarget(
                 name: "RPCHTTP2Tests",

@@ -19,6 +19,9 @@ static inline CURLcode CCurl_easy_setopt_write_callback(CURL *handle, curl_write
 static inline CURLcode CCurl_easy_setopt_read_callback(CURL *handle, curl_read_callback callback) {
     return curl_easy_setopt(handle, CURLOPT_READFUNCTION, callback);
 }
+static inline CURLcode CCurl_easy_setopt_header_callback(CURL *handle, curl_write_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, callback);
+}
 static inline CURLcode CCurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -85,6 +85,11 @@ public struct FirebaseTokenVerifier: TokenVerifier {
         guard algorithm == "RS256" else {
             throw TokenVerificationError(.unsupportedAlgorithm, "\(kind) has unsupported algorithm \(Self.quoted(algorithm)); expected \"RS256\"")
         }
+        // Keys come only from the configured URL: a token that offers its own key (or where to get one) is
+        // refused outright rather than silently ignored.
+        if let offered = Self.keyCarryingHeaders.first(where: { header[$0] != nil }) {
+            throw TokenVerificationError(.embeddedKey, "\(kind) header must not carry \"\(offered)\"; keys come only from the configured key URL")
+        }
         guard let kid = header.string("kid"), !kid.isEmpty, kid.utf8.count <= 128 else {
             throw TokenVerificationError(.malformed, "\(kind) has no usable \"kid\" header")
         }
@@ -128,6 +133,8 @@ public struct FirebaseTokenVerifier: TokenVerifier {
             kind: kind
         )
     }
+
+    static let keyCarryingHeaders = ["jwk", "jku", "x5u", "x5c"]
 
     static let standardClaims: Set<String> = [
         "iss", "aud", "auth_time", "user_id", "sub", "iat", "exp", "email", "email_verified", "phone_number",

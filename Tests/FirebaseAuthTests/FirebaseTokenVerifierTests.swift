@@ -73,6 +73,8 @@ struct FirebaseTokenVerifierTests {
         ("HS256", .unsupportedAlgorithm, { $0.token(header: #"{"alg":"HS256","kid":"test-kid-1"}"#, claims: claims()) }),
         ("RS512", .unsupportedAlgorithm, { $0.token(header: #"{"alg":"RS512","kid":"test-kid-1"}"#, claims: claims()) }),
         ("lower-case rs256", .unsupportedAlgorithm, { $0.token(header: #"{"alg":"rs256","kid":"test-kid-1"}"#, claims: claims()) }),
+        ("jku header", .embeddedKey, { $0.token(header: #"{"alg":"RS256","kid":"test-kid-1","jku":"https://evil.example/keys"}"#, claims: claims()) }),
+        ("jwk header", .embeddedKey, { $0.token(header: #"{"alg":"RS256","kid":"test-kid-1","jwk":{"kty":"RSA"}}"#, claims: claims()) }),
         ("missing kid", .malformed, { $0.token(header: #"{"alg":"RS256"}"#, claims: claims()) }),
         ("unknown kid", .unknownKey, { $0.token(header: #"{"alg":"RS256","kid":"nope"}"#, claims: claims()) }),
         ("missing exp", .missingClaim, { $0.token(claims: #"{"iss":"https://securetoken.google.com/demo-project","aud":"demo-project","sub":"u","iat":\#(now)}"#) }),
@@ -121,6 +123,22 @@ struct FirebaseTokenVerifierTests {
             #expect(error.reason == reason, "\(name): \(error.message)")
             #expect(!error.message.contains("eyJ"), "\(name): the message must not echo the token")
         }
+    }
+
+    /// The caller reads these: they say which check failed, in words (FIREBASE-TOKENS §7).
+    @Test func messagesSayWhatFailed() async {
+        func message(_ token: String, _ kind: TokenKind = .idToken) async -> String? {
+            do {
+                _ = try await verifier(leeway: 0).verify(token, kind: kind)
+                return nil
+            } catch {
+                return error.message
+            }
+        }
+        #expect(await message(signer.token(claims: claims(exp: now - 1))) == "ID token expired at 2023-11-14T22:13:19Z; get a fresh token from the client SDK")
+        #expect(await message(signer.token(header: #"{"alg":"HS256","kid":"test-kid-1"}"#, claims: claims())) == #"ID token has unsupported algorithm "HS256"; expected "RS256""#)
+        #expect(await message(signer.token(claims: claims(aud: "other"))) == "ID token was issued for a different Firebase project")
+        #expect(await message(signer.token(claims: claims()), .sessionCookie) == "session cookie has an unexpected issuer; expected https://session.firebase.google.com/demo-project")
     }
 
     @Test func leewayAcceptsSlightlyExpiredTokens() async throws {

@@ -4,9 +4,11 @@ public protocol TokenVerifier: Sendable {
 }
 
 /// The two kinds of Firebase credentials: they differ in issuer and signing keys.
-public enum TokenKind: String, Sendable, Hashable {
+public enum TokenKind: String, Sendable, Hashable, CustomStringConvertible {
     case idToken = "ID token"
     case sessionCookie = "session cookie"
+
+    public var description: String { rawValue }
 }
 
 /// Who is calling, as a verified token says.
@@ -61,6 +63,8 @@ public struct TokenVerificationError: Error, Sendable, Hashable, CustomStringCon
     public enum Reason: String, Sendable, Hashable {
         case malformed
         case unsupportedAlgorithm
+        /// The header offers a key or a key URL (`jwk`, `jku`, `x5u`, `x5c`).
+        case embeddedKey
         case unknownKey
         case invalidSignature
         case expired

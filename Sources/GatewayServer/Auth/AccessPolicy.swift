@@ -1,0 +1,60 @@
+import RPCCore
+
+/// Who may call what: one table for the whole gateway. A method not named here needs a valid token.
+public struct AccessPolicy: Sendable {
+    public enum Access: Sendable, Hashable {
+        /// No token needed (health, reflection, the interop test services).
+        case `public`
+        /// A valid ID token or session cookie.
+        case authenticated
+        /// A valid token with the `admin` custom claim.
+        case admin
+    }
+
+    public struct Rule: Sendable, Hashable {
+        public var access: Access
+        /// The token must say `email_verified: true`.
+        public var requiresVerifiedEmail: Bool
+
+        public init(_ access: Access, requiresVerifiedEmail: Bool = false) {
+            self.access = access
+            self.requiresVerifiedEmail = requiresVerifiedEmail
+        }
+    }
+
+    /// Rules by fully qualified service name (`method` nil: every method of it), most specific first.
+    private var services: [String: Rule] = [:]
+    private var methods: [String: Rule] = [:]
+    public var defaultRule: Rule
+
+    public init(default defaultRule: Rule = Rule(.authenticated)) {
+        self.defaultRule = defaultRule
+    }
+
+    public mutating func set(_ rule: Rule, service: String, method: String? = nil) {
+        if let method { methods["\(service)/\(method)"] = rule } else { services[service] = rule }
+    }
+
+    public func rule(for method: MethodDescriptor) -> Rule {
+        methods[method.description] ?? services[method.service.fullyQualifiedName] ?? defaultRule
+    }
+
+    /// The gateway's policy.
+    public static let gateway: AccessPolicy = {
+        var policy = AccessPolicy(default: Rule(.authenticated))
+        for service in [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "grpc.testing.TestService",
+            "grpc.testing.BenchmarkService",
+        ] {
+            policy.set(Rule(.public), service: service)
+        }
+        // Listing and counting every user is for administrators; everything else acts on the caller's own
+        // records, which the use cases enforce.
+        policy.set(Rule(.admin), service: "gateway.user.v1.UserService", method: "ListUsers")
+        policy.set(Rule(.admin), service: "gateway.user.v1.UserService", method: "CountUsers")
+        return policy
+    }()
+}
