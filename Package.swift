@@ -34,6 +34,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "gateway", targets: ["gateway"]),
+        .executable(name: "gateway-bench", targets: ["gateway-bench"]),
         .executable(name: "gateway-codegen", targets: ["gateway-codegen"]),
         .library(name: "ProtoRuntime", targets: ["ProtoRuntime"]),
         .library(name: "RPCCore", targets: ["RPCCore"]),
@@ -127,6 +128,13 @@ let package = Package(
                     .product(name: "NIOPosix", package: "swift-nio"),
                     .product(name: "Logging", package: "swift-log"),
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                ]
+            ),
+            .executableTarget(
+                name: "gateway-bench",
+                dependencies: [
+                    "GatewayServer", "FirebaseAuth", "GatewayApplication", "OpenSSLCrypto",
+                    .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]
             ),
             // Black-box peer for the Python codec interop suite (Tests/interop).

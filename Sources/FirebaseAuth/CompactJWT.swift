@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import ProtoRuntime
 
 /// A JWS in compact form (`header.payload.signature`), split and decoded strictly (RFC 7515): exactly three
@@ -15,19 +20,29 @@ struct CompactJWT {
     init(_ token: String) throws(TokenFormatError) {
         let bytes = Array(token.utf8)
         guard bytes.count <= Self.maximumSize else { throw .tooLarge }
-        let dots = bytes.indices.filter { bytes[$0] == UInt8(ascii: ".") }
-        guard dots.count == 2 else { throw .segments }
-        let (first, second) = (dots[0], dots[1])
+        let dots = bytes.withUnsafeBytes { raw -> (Int, Int, Bool)? in
+            // memchr is vectorized; a byte loop over a 1 KB token cost 3% of a verification.
+            func dot(after start: Int) -> Int? {
+                guard start < raw.count, let base = raw.baseAddress,
+                      let found = memchr(base + start, Int32(UInt8(ascii: ".")), raw.count - start) else { return nil }
+                return base.distance(to: UnsafeRawPointer(found))
+            }
+            guard let first = dot(after: 0), let second = dot(after: first + 1) else { return nil }
+            return (first, second, dot(after: second + 1) != nil)
+        }
+        guard let (first, second, more) = dots, !more else { throw .segments }
         header = try Self.object(bytes[..<first])
         payload = try Self.object(bytes[(first + 1)..<second])
-        signature = try Self.decode(bytes[(second + 1)...])
+        // An empty signature is structurally fine (`alg: none` tokens have one): the algorithm check refuses it.
+        let signatureSegment = bytes[(second + 1)...]
+        signature = signatureSegment.isEmpty ? [] : try Self.decode(signatureSegment)
         signingInput = bytes[..<second]
     }
 
     private static func decode(_ segment: ArraySlice<UInt8>) throws(TokenFormatError) -> [UInt8] {
         guard !segment.isEmpty else { throw .encoding }
         do {
-            return try Base64.decodeStrict(String(decoding: segment, as: UTF8.self), alphabet: .urlSafe, padding: .forbidden)
+            return try Base64.decodeStrict(utf8: segment, alphabet: .urlSafe, padding: .forbidden)
         } catch {
             throw .encoding
         }

@@ -70,6 +70,14 @@ struct FirebaseTokenVerifierTests {
         ("129-character sub", .invalidSubject, { $0.token(claims: claims(sub: String(repeating: "a", count: 129))) }),
         ("custom token audience", .customToken, { $0.token(claims: claims(aud: FirebaseTokenVerifier.customTokenAudience)) }),
         ("alg none", .unsupportedAlgorithm, { $0.token(header: #"{"alg":"none","kid":"test-kid-1"}"#, claims: claims()) }),
+        ("alg none, unsigned", .unsupportedAlgorithm, { signer in
+            let parts = signer.token(header: #"{"alg":"none","kid":"test-kid-1"}"#, claims: claims()).split(separator: ".")
+            return "\(parts[0]).\(parts[1])."
+        }),
+        ("RS256 with an empty signature", .invalidSignature, { signer in
+            let parts = signer.token(claims: claims()).split(separator: ".")
+            return "\(parts[0]).\(parts[1])."
+        }),
         ("HS256", .unsupportedAlgorithm, { $0.token(header: #"{"alg":"HS256","kid":"test-kid-1"}"#, claims: claims()) }),
         ("RS512", .unsupportedAlgorithm, { $0.token(header: #"{"alg":"RS512","kid":"test-kid-1"}"#, claims: claims()) }),
         ("lower-case rs256", .unsupportedAlgorithm, { $0.token(header: #"{"alg":"rs256","kid":"test-kid-1"}"#, claims: claims()) }),
@@ -139,6 +147,28 @@ struct FirebaseTokenVerifierTests {
         #expect(await message(signer.token(header: #"{"alg":"HS256","kid":"test-kid-1"}"#, claims: claims())) == #"ID token has unsupported algorithm "HS256"; expected "RS256""#)
         #expect(await message(signer.token(claims: claims(aud: "other"))) == "ID token was issued for a different Firebase project")
         #expect(await message(signer.token(claims: claims()), .sessionCookie) == "session cookie has an unexpected issuer; expected https://session.firebase.google.com/demo-project")
+    }
+
+    /// One key's verification template is copied by many threads at once: every verdict must still be right.
+    @Test func concurrentVerificationsWithOneKey() async {
+        let verifier = verifier()
+        let good = signer.token(claims: claims())
+        let parts = good.split(separator: ".")
+        let forged = "\(parts[0]).\(Base64.encodeURLSafeUnpadded(Array(claims(sub: "mallory").utf8))).\(parts[2])"
+        let verdicts = await withTaskGroup(of: (Int, Int).self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    var (accepted, refused) = (0, 0)
+                    for i in 0..<100 {
+                        let valid = (try? await verifier.verify(i.isMultiple(of: 2) ? good : forged, kind: .idToken)) != nil
+                        if valid { accepted += 1 } else { refused += 1 }
+                    }
+                    return (accepted, refused)
+                }
+            }
+            return await group.reduce(into: [(Int, Int)]()) { $0.append($1) }
+        }
+        #expect(verdicts.allSatisfy { $0 == (50, 50) })
     }
 
     @Test func leewayAcceptsSlightlyExpiredTokens() async throws {

@@ -47,6 +47,7 @@ def pb2(tmp_path_factory) -> pathlib.Path:
 
 import contextlib
 import socket
+import tempfile
 import time
 
 
@@ -70,12 +71,17 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 @contextlib.contextmanager
 def serve(command, port=None, **kwargs):
     """Runs a server until the block ends. Ours print `listening on HOST:PORT`; for others pass `port`."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    # stderr goes to a file, not a pipe: a server that logs more than a pipe holds must not block on it.
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, **kwargs)
+    proc.log = log
     try:
         if port is None:
             line = proc.stdout.readline()
             if not line.startswith("listening on "):
-                raise RuntimeError(f"{command[0]} did not start: {line}{proc.stderr.read()}")
+                proc.wait(timeout=15)
+                log.seek(0)
+                raise RuntimeError(f"{command[0]} did not start: {line}{log.read()}")
             port = int(line.rsplit(":", 1)[1])
         else:
             wait_for_port(port)
@@ -88,6 +94,7 @@ def serve(command, port=None, **kwargs):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 @pytest.fixture(scope="session")

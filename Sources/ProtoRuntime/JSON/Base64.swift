@@ -69,6 +69,15 @@ public enum Base64 {
         }
     }
 
+    /// ``decodeStrict(_:alphabet:padding:)`` over the text's UTF-8 bytes.
+    public static func decodeStrict(utf8 bytes: some Collection<UInt8>, alphabet: Alphabet = .urlSafe, padding: Padding = .forbidden) throws -> [UInt8] {
+        let decode = { (input: UnsafeBufferPointer<UInt8>) throws -> [UInt8] in
+            try Self.decode(input, acceptsStandard: alphabet == .standard, acceptsURLSafe: alphabet == .urlSafe, padding: padding, canonical: true)
+        }
+        if let result = try bytes.withContiguousStorageIfAvailable(decode) { return result }
+        return try Array(bytes).withUnsafeBufferPointer(decode)
+    }
+
     /// Appends the base64 encoding of `bytes` to `output`.
     static func append(_ bytes: some Collection<UInt8>, to output: inout [UInt8], alphabet: Alphabet, padded: Bool) {
         let encoded: ()? = bytes.withContiguousStorageIfAvailable {
@@ -137,26 +146,43 @@ public enum Base64 {
         while dataCount > 0, input[dataCount - 1] == equals {
             dataCount -= 1
         }
-        var output: [UInt8] = []
-        output.reserveCapacity(dataCount / 4 * 3 + 2)
+        let table = acceptsStandard ? (acceptsURLSafe ? eitherAlphabet : standardAlphabet) : urlSafeAlphabet
+        let remainder = dataCount % 4
+        let outputCount = dataCount / 4 * 3 + max(remainder - 1, 0)
+        var output = [UInt8](repeating: 0, count: outputCount)
+        // Whole groups of four characters, a table lookup each; an invalid one has its high bit set.
         var group: UInt32 = 0
-        for index in 0..<dataCount {
+        let invalid: Int? = table.withUnsafeBufferPointer { table in
+            output.withUnsafeMutableBufferPointer { out in
+                var i = 0
+                var o = 0
+                while i + 4 <= dataCount {
+                    let a = table[Int(input[i])], b = table[Int(input[i + 1])]
+                    let c = table[Int(input[i + 2])], d = table[Int(input[i + 3])]
+                    if (a | b | c | d) & 0x80 != 0 { return i }
+                    let bits = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                    out[o] = UInt8(truncatingIfNeeded: bits >> 16)
+                    out[o + 1] = UInt8(truncatingIfNeeded: bits >> 8)
+                    out[o + 2] = UInt8(truncatingIfNeeded: bits)
+                    i += 4
+                    o += 3
+                }
+                for index in i..<dataCount {
+                    let value = table[Int(input[index])]
+                    if value & 0x80 != 0 { return index }
+                    group = group << 6 | UInt32(value)
+                }
+                return nil
+            }
+        }
+        if let start = invalid {
+            let index = (start..<dataCount).first { table[Int(input[$0])] & 0x80 != 0 } ?? start
             let byte = input[index]
-            guard let value = sextet(byte, acceptsStandard: acceptsStandard, acceptsURLSafe: acceptsURLSafe) else {
-                let shown = (0x21...0x7E).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte \(byte)"
-                throw Base64Error(message: "invalid character \(shown) at offset \(index)")
-            }
-            group = group << 6 | UInt32(value)
-            if index % 4 == 3 {
-                output.append(UInt8(truncatingIfNeeded: group >> 16))
-                output.append(UInt8(truncatingIfNeeded: group >> 8))
-                output.append(UInt8(truncatingIfNeeded: group))
-                group = 0
-            }
+            let shown = (0x21...0x7E).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte \(byte)"
+            throw Base64Error(message: "invalid character \(shown) at offset \(index)")
         }
 
         let paddingCount = input.count - dataCount
-        let remainder = dataCount % 4
         if remainder == 1 {
             throw Base64Error(message: "invalid length: \(dataCount) data characters cannot encode whole bytes")
         }
@@ -171,11 +197,11 @@ public enum Base64 {
         switch remainder {
         case 2:
             if canonical, group & 0x0F != 0 { throw nonCanonical() }
-            output.append(UInt8(truncatingIfNeeded: group >> 4))
+            output[outputCount - 1] = UInt8(truncatingIfNeeded: group >> 4)
         case 3:
             if canonical, group & 0x03 != 0 { throw nonCanonical() }
-            output.append(UInt8(truncatingIfNeeded: group >> 10))
-            output.append(UInt8(truncatingIfNeeded: group >> 2))
+            output[outputCount - 2] = UInt8(truncatingIfNeeded: group >> 10)
+            output[outputCount - 1] = UInt8(truncatingIfNeeded: group >> 2)
         default:
             break
         }
@@ -186,14 +212,18 @@ public enum Base64 {
         Base64Error(message: "non-zero unused bits in the final character")
     }
 
-    private static func sextet(_ byte: UInt8, acceptsStandard: Bool, acceptsURLSafe: Bool) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte - UInt8(ascii: "A")
-        case UInt8(ascii: "a")...UInt8(ascii: "z"): byte - UInt8(ascii: "a") + 26
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0") + 52
-        case UInt8(ascii: "+") where acceptsStandard, UInt8(ascii: "-") where acceptsURLSafe: 62
-        case UInt8(ascii: "/") where acceptsStandard, UInt8(ascii: "_") where acceptsURLSafe: 63
-        default: nil
+    /// Sextet values by input byte; 0xFF for a byte outside the alphabet.
+    private static func table(standard: Bool, urlSafe: Bool) -> [UInt8] {
+        var table = [UInt8](repeating: 0xFF, count: 256)
+        for (offset, byte) in Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8).enumerated() {
+            table[Int(byte)] = UInt8(offset)
         }
+        if standard { table[Int(UInt8(ascii: "+"))] = 62; table[Int(UInt8(ascii: "/"))] = 63 }
+        if urlSafe { table[Int(UInt8(ascii: "-"))] = 62; table[Int(UInt8(ascii: "_"))] = 63 }
+        return table
     }
+
+    private static let standardAlphabet = table(standard: true, urlSafe: false)
+    private static let urlSafeAlphabet = table(standard: false, urlSafe: true)
+    private static let eitherAlphabet = table(standard: true, urlSafe: true)
 }

@@ -141,7 +141,10 @@ private struct Parser {
                 index += 1
                 return isObject ? .object(JSONObject()) : .array([])
             }
-            stack.append(Frame(isObject: isObject))
+            var frame = Frame(isObject: isObject)
+            // Typical objects (JWT claims, protobuf messages) have a dozen members: grow once, not five times.
+            if isObject { frame.entries.reserveCapacity(16) }
+            stack.append(frame)
             if isObject {
                 try parseMemberKey()
             }
@@ -171,7 +174,7 @@ private struct Parser {
             if !inserted { throw duplicateKey(key, at: keyOffset) }
         } else {
             if stack[top].entries.contains(where: { $0.key == key }) { throw duplicateKey(key, at: keyOffset) }
-            if stack[top].entries.count >= 8 {
+            if stack[top].entries.count >= 24 {
                 var keys = Set(stack[top].entries.map(\.key))
                 keys.insert(key)
                 stack[top].keySet = keys
