@@ -129,7 +129,7 @@ public struct FirebaseTokenVerifier: TokenVerifier {
         return Principal(
             uid: subject, email: claims.string("email"), emailVerified: claims.bool("email_verified") ?? false,
             signInProvider: firebase?.string("sign_in_provider"), tenant: tenant,
-            isAdmin: claims.bool("admin") == true, customClaims: custom, authTime: authTime, expiresAt: expiresAt,
+            isAdmin: claims.bool("admin") == true, customClaims: custom, authTime: authTime, issuedAt: issuedAt, expiresAt: expiresAt,
             kind: kind
         )
     }

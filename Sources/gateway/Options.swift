@@ -43,6 +43,15 @@ struct AuthOptions: ParsableArguments {
     @Option(help: "Comma-separated tenant ids to accept; others are refused (env GATEWAY_FIREBASE_TENANTS; default: any tenant).")
     var firebaseTenants: String?
 
+    @Flag(help: "Ask Identity Toolkit whether each token's user is disabled or has revoked its tokens; answers are cached 30 s (env GATEWAY_FIREBASE_CHECK_REVOKED=1; needs --firebase-service-account).")
+    var firebaseCheckRevoked = false
+
+    @Option(help: "Service account key file (JSON) for the revocation check (env GATEWAY_FIREBASE_SERVICE_ACCOUNT).")
+    var firebaseServiceAccount: String?
+
+    @Option(help: "Base URL of the Identity Toolkit API (env GATEWAY_IDENTITY_TOOLKIT_URL; default Google's).")
+    var identityToolkitUrl: String?
+
     func settings(_ environment: Environment) throws -> AuthSettings {
         var settings = AuthSettings()
         settings.projectID = environment.string(firebaseProjectId, "GATEWAY_FIREBASE_PROJECT_ID")
@@ -59,6 +68,9 @@ struct AuthOptions: ParsableArguments {
         if let tenants = environment.string(firebaseTenants, "GATEWAY_FIREBASE_TENANTS") {
             settings.tenants = Set(tenants.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         }
+        settings.checkRevoked = firebaseCheckRevoked || ["1", "true", "yes"].contains(environment.string(nil, "GATEWAY_FIREBASE_CHECK_REVOKED")?.lowercased() ?? "")
+        settings.serviceAccountFile = environment.string(firebaseServiceAccount, "GATEWAY_FIREBASE_SERVICE_ACCOUNT")
+        if let url = environment.string(identityToolkitUrl, "GATEWAY_IDENTITY_TOOLKIT_URL") { settings.identityToolkitURL = url }
         return settings
     }
 }

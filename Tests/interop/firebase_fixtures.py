@@ -175,3 +175,95 @@ class KeyServer:
 
 def now() -> int:
     return int(time.time())
+
+
+class IdentityToolkit:
+    """A stand-in for Google's OAuth token endpoint and Identity Toolkit `accounts:lookup`, on 127.0.0.1: it
+    checks the JWT-bearer assertion with PyJWT against the service account's public key, and answers lookups
+    from `users` ({uid: {"disabled": bool, "validSince": "seconds"}}). Counts exchanges and lookups."""
+
+    def __init__(self):
+        self.key = SigningKey(common_name="gateway@demo-project.iam.gserviceaccount.com")
+        self.lock = threading.Lock()
+        self.users = {}
+        self.access_tokens = set()
+        self.exchanges = 0
+        self.lookups = 0
+        self.failing = False
+        self.problems = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def reply(self, status, document):
+                body = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if server.failing:
+                    return self.reply(503, {"error": {"code": 503, "message": "unavailable"}})
+                if self.path == "/token":
+                    return self.token(body)
+                if self.path == f"/v1/projects/{PROJECT}/accounts:lookup":
+                    return self.lookup(body)
+                self.reply(404, {"error": {"code": 404}})
+
+            def token(self, body):
+                import urllib.parse
+                form = urllib.parse.parse_qs(body.decode())
+                try:
+                    assert form["grant_type"] == ["urn:ietf:params:oauth:grant-type:jwt-bearer"], form
+                    claims = jwt.decode(form["assertion"][0], server.key.private_key.public_key(), algorithms=["RS256"],
+                                        audience=server.token_uri, issuer=server.client_email)
+                    assert "https://www.googleapis.com/auth/identitytoolkit" in claims["scope"].split()
+                    assert jwt.get_unverified_header(form["assertion"][0]).get("kid") == "sa-key-1"
+                except Exception as error:  # noqa: BLE001 - reported to the test
+                    server.problems.append(f"token exchange: {error!r}")
+                    return self.reply(400, {"error": "invalid_grant"})
+                with server.lock:
+                    server.exchanges += 1
+                    token = f"access-{server.exchanges}"
+                    server.access_tokens.add(token)
+                self.reply(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+            def lookup(self, body):
+                bearer = self.headers.get("Authorization", "")
+                if not bearer.startswith("Bearer ") or bearer[7:] not in server.access_tokens:
+                    server.problems.append(f"lookup with authorization {bearer[:20]!r}")
+                    return self.reply(401, {"error": {"code": 401}})
+                uids = json.loads(body)["localId"]
+                with server.lock:
+                    server.lookups += 1
+                    users = [dict(localId=uid, **server.users[uid]) for uid in uids if uid in server.users]
+                self.reply(200, {"kind": "identitytoolkit#GetAccountInfoResponse", **({"users": users} if users else {})})
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token_uri = f"{self.url}/token"
+        self.client_email = "gateway@demo-project.iam.gserviceaccount.com"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def service_account(self, path):
+        """Writes a service account key file in Google's format pointing at this server; returns the path."""
+        path.write_text(json.dumps({
+            "type": "service_account", "project_id": PROJECT, "private_key_id": "sa-key-1",
+            "private_key": self.key.private_pem.decode(), "client_email": self.client_email,
+            "client_id": "1234567890", "token_uri": self.token_uri,
+        }))
+        return path
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from firebase_fixtures import (PROJECT, SESSION_COOKIE_PATH, KeyServer, SigningKey, b64, compact,
+from firebase_fixtures import (PROJECT, SESSION_COOKIE_PATH, IdentityToolkit, KeyServer, SigningKey, b64, compact,
                                hs256_with_public_key, id_token_claims, now, session_cookie_claims)
 
 
@@ -298,3 +298,46 @@ def test_agrees_with_firebase_admin(binaries, tmp_path, keys, key_server, refere
     assert all(v.startswith("ours refuses") for v in differences.values()), differences
     stale = set(KNOWN_DIFFERENCES) - set(differences)
     assert not stale, f"listed differences that no longer differ: {stale}"
+
+
+# --- check_revoked through Identity Toolkit ------------------------------------------------------------------
+
+def test_revocation_check(binaries, tmp_path, keys, key_server):
+    with IdentityToolkit() as toolkit:
+        t = now()
+        toolkit.users = {
+            "active": {"disabled": False},
+            "disabled": {"disabled": True},
+            "revoked": {"disabled": False, "validSince": str(t + 1)},    # revoked after the token was issued
+            "reissued": {"disabled": False, "validSince": str(t - 600)},  # revoked before it: still valid
+        }
+        account = toolkit.service_account(tmp_path / "service-account.json")
+        verify = Verifier(binaries, tmp_path, key_server, "--firebase-check-revoked",
+                          "--firebase-service-account", str(account), "--identity-toolkit-url", toolkit.url)
+        token = lambda uid: keys["id1"].sign(id_token_claims(t, uid=uid))  # noqa: E731
+        verdicts = {uid: verify(token(uid)) for uid in ("active", "disabled", "revoked", "reissued", "deleted")}
+        assert verdicts["active"]["valid"] and verdicts["reissued"]["valid"]
+        assert verdicts["disabled"]["reason"] == "userDisabled"
+        assert verdicts["revoked"]["reason"] == "revoked"
+        assert verdicts["deleted"]["reason"] == "userNotFound"
+        assert all(v["code"] == "UNAUTHENTICATED" for v in verdicts.values() if not v["valid"])
+        # One OAuth exchange for every lookup; answers cached per user.
+        assert toolkit.exchanges == 1
+        for _ in range(5):
+            assert verify(token("active"))["valid"]
+        assert toolkit.lookups == 5
+        # The directory down and nothing cached: fail closed, as UNAVAILABLE.
+        toolkit.failing = True
+        toolkit.users["new"] = {"disabled": False}
+        verdict = verify(token("new"))
+        assert (verdict["reason"], verdict["code"]) == ("revocationCheckUnavailable", "UNAVAILABLE")
+        assert verify(token("active"))["valid"], "a cached answer still serves"
+        verify.close()
+        assert not toolkit.problems, toolkit.problems
+
+
+def test_revocation_check_needs_a_service_account(binaries, tmp_path, key_server):
+    result = subprocess.run([str(binaries / "gateway"), "verify-token", "--data-dir", str(tmp_path),
+                             "--firebase-project-id", PROJECT, "--firebase-check-revoked"],
+                            capture_output=True, text=True, input="")
+    assert result.returncode != 0 and "--firebase-service-account" in result.stderr

@@ -25,15 +25,17 @@ public struct Principal: Sendable, Hashable {
     public var isAdmin: Bool
     /// Custom claims, the standard ones left out.
     public var customClaims: [String: ClaimValue]
-    /// When the user signed in (`auth_time`), and when the token stops being valid (`exp`), in Unix seconds.
+    /// When the user signed in (`auth_time`), when the token was issued (`iat`) and when it stops being valid
+    /// (`exp`), in Unix seconds.
     public var authTime: Int64?
+    public var issuedAt: Int64?
     public var expiresAt: Int64
     public var kind: TokenKind
 
     public init(
         uid: String, email: String? = nil, emailVerified: Bool = false, signInProvider: String? = nil,
         tenant: String? = nil, isAdmin: Bool = false, customClaims: [String: ClaimValue] = [:],
-        authTime: Int64? = nil, expiresAt: Int64, kind: TokenKind = .idToken
+        authTime: Int64? = nil, issuedAt: Int64? = nil, expiresAt: Int64, kind: TokenKind = .idToken
     ) {
         self.uid = uid
         self.email = email
@@ -43,6 +45,7 @@ public struct Principal: Sendable, Hashable {
         self.isAdmin = isAdmin
         self.customClaims = customClaims
         self.authTime = authTime
+        self.issuedAt = issuedAt
         self.expiresAt = expiresAt
         self.kind = kind
     }
@@ -77,6 +80,10 @@ public struct TokenVerificationError: Error, Sendable, Hashable, CustomStringCon
         case tenantNotAllowed
         case revoked
         case userDisabled
+        /// The token's user no longer exists (revocation checking only).
+        case userNotFound
+        /// Revocation checking is on and the user directory cannot be asked right now: not the caller's fault.
+        case revocationCheckUnavailable
         /// The signing keys cannot be had right now: not the caller's fault.
         case keysUnavailable
     }

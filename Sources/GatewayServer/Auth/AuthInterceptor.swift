@@ -105,7 +105,7 @@ public struct AuthInterceptor: ServerInterceptor {
     /// The status a refused credential gets.
     public static func statusCode(for reason: TokenVerificationError.Reason) -> StatusCode {
         switch reason {
-        case .keysUnavailable: .unavailable
+        case .keysUnavailable, .revocationCheckUnavailable: .unavailable
         case .tenantNotAllowed: .permissionDenied
         default: .unauthenticated
         }

@@ -11,6 +11,12 @@ public struct AuthSettings: Sendable, Equatable {
     public var leewaySeconds: Int64 = 60
     /// Accepted `firebase.tenant` values; nil accepts tokens of any tenant and without one.
     public var tenants: Set<String>?
+    /// Ask Identity Toolkit whether each token's user is disabled or revoked its tokens (needs a project and a
+    /// service account; off by default).
+    public var checkRevoked = false
+    /// The service account key file for the revocation check.
+    public var serviceAccountFile: String?
+    public var identityToolkitURL = "https://identitytoolkit.googleapis.com"
 
     public init() {}
 
@@ -19,7 +25,7 @@ public struct AuthSettings: Sendable, Equatable {
 
 /// The verifier and what it needs kept alive, built from ``AuthSettings``.
 public struct Authentication: Sendable {
-    public let verifier: FirebaseTokenVerifier
+    public let verifier: any TokenVerifier
     /// In local mode, the authority whose key is the only one trusted.
     public let localAuthority: LocalAuthority?
     private let keySources: [any SigningKeySource]
@@ -46,9 +52,23 @@ public struct Authentication: Sendable {
         configuration.leewaySeconds = settings.leewaySeconds
         configuration.allowedTenants = settings.tenants
         keySources = [idTokenKeys, sessionCookieKeys]
-        verifier = FirebaseTokenVerifier(
+        let firebase = FirebaseTokenVerifier(
             configuration: configuration, idTokenKeys: idTokenKeys, sessionCookieKeys: sessionCookieKeys, clock: clock
         )
+        if settings.checkRevoked {
+            guard let projectID = settings.projectID else {
+                throw AuthSettingsError("checking revocation needs a Firebase project id; local mode has no user directory")
+            }
+            guard let file = settings.serviceAccountFile else {
+                throw AuthSettingsError("checking revocation needs a service account key file (--firebase-service-account)")
+            }
+            let account = try ServiceAccount(json: Array(try Data(contentsOf: URL(fileURLWithPath: file))))
+            var revocation = RevocationCheckingVerifier.Configuration(projectID: projectID)
+            revocation.identityToolkitURL = settings.identityToolkitURL
+            verifier = RevocationCheckingVerifier(verifying: firebase, configuration: revocation, account: account, http: http, clock: clock)
+        } else {
+            verifier = firebase
+        }
     }
 
     /// Downloads the signing keys before the first request needs them.
@@ -56,5 +76,13 @@ public struct Authentication: Sendable {
         await withTaskGroup(of: Void.self) { group in
             for source in keySources { group.addTask { await source.prefetch() } }
         }
+    }
+}
+
+public struct AuthSettingsError: Error, CustomStringConvertible {
+    public var description: String
+
+    init(_ description: String) {
+        self.description = description
     }
 }

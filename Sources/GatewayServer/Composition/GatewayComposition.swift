@@ -33,6 +33,7 @@ public struct GatewayConfiguration: Sendable {
             "auth": auth.projectID.map { "firebase project \($0)" }.map { .string($0) } ?? "local mode (project \"local\", loopback only)",
             "auth.leeway_seconds": "\(auth.leewaySeconds)",
             "auth.tenants": "\(auth.tenants.map { $0.sorted().joined(separator: ",") } ?? "any")",
+            "auth.check_revoked": "\(auth.checkRevoked)",
         ]
     }
 }
