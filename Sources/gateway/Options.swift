@@ -13,7 +13,7 @@ struct Environment {
     func integer(_ flag: Int?, _ name: String) throws -> Int? {
         if let flag { return flag }
         guard let text = string(nil, name) else { return nil }
-        guard let value = Int(text) else { throw ValidationError("\(name)=\(text) is not an integer") }
+        guard let value = Int(text) else { throw ConfigurationError("\(name)=\(text) is not an integer") }
         return value
     }
 }
@@ -61,7 +61,7 @@ struct AuthOptions: ParsableArguments {
         }
         if let leeway = try environment.integer(authLeewaySeconds, "GATEWAY_AUTH_LEEWAY_SECONDS") {
             guard (0...300).contains(leeway) else {
-                throw ValidationError("the auth leeway must be between 0 and 300 seconds, not \(leeway)")
+                throw ConfigurationError("the auth leeway must be between 0 and 300 seconds, not \(leeway)")
             }
             settings.leewaySeconds = Int64(leeway)
         }
@@ -72,5 +72,14 @@ struct AuthOptions: ParsableArguments {
         settings.serviceAccountFile = environment.string(firebaseServiceAccount, "GATEWAY_FIREBASE_SERVICE_ACCOUNT")
         if let url = environment.string(identityToolkitUrl, "GATEWAY_IDENTITY_TOOLKIT_URL") { settings.identityToolkitURL = url }
         return settings
+    }
+}
+
+/// A setting that cannot work, from a flag or the environment: printed as `Error: …` without the usage text.
+struct ConfigurationError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
     }
 }

@@ -28,7 +28,7 @@ struct Serve: AsyncParsableCommand {
         let host = environment.string(host, "GATEWAY_HOST") ?? "127.0.0.1"
         let port = try environment.integer(port, "GATEWAY_PORT") ?? 50051
         if settings.isLocalMode && !GatewayConfiguration.isLoopback(host) {
-            throw ValidationError("""
+            throw ConfigurationError("""
                 local mode (no --firebase-project-id) trusts a key in the data directory and serves loopback only; \
                 \(host) is not a loopback address
                 """)
