@@ -44,6 +44,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: cLibraries
         + protos("StandardProtos")
@@ -66,8 +68,17 @@ let package = Package(
                 ]
             ),
 
+            // Domain: entities, values with validation, domain errors. Knows nothing of gRPC, C or I/O.
+            .target(name: "GatewayDomain"),
             // Application layer: use cases and the ports they need. No C module, no transport.
-            .target(name: "GatewayApplication"),
+            .target(name: "GatewayApplication", dependencies: ["GatewayDomain"]),
+            // Adapters kept in process memory: the reference behaviour of each port, for unit tests.
+            .target(name: "MemoryAdapters", dependencies: ["GatewayApplication", "OpenSSLCrypto"]),
+            // The embedded default: SQLite records (and later local blobs and the event log) under the data directory.
+            .target(
+                name: "EmbeddedAdapters",
+                dependencies: ["GatewayApplication", "CSQLite", "OpenSSLCrypto", .product(name: "NIOPosix", package: "swift-nio")]
+            ),
 
             // Adapters over C libraries: OpenSSL (digests, RSA, certificates).
             .target(name: "OpenSSLCrypto", dependencies: ["COpenSSL"]),
@@ -78,7 +89,14 @@ let package = Package(
                 name: "GatewayServer",
                 dependencies: [
                     "GatewayApplication", "RPCCore", "RPCHTTP2", "FirebaseAuth", "CurlHTTP", "StandardServices",
-                    "GatewayProtos", .product(name: "Logging", package: "swift-log"),
+                    "GatewayProtos", "OpenSSLCrypto", "EmbeddedAdapters", .product(name: "Logging", package: "swift-log"),
+                    // Observability: per-RPC metrics (swift-metrics), their Prometheus export on a plain HTTP/1.1 listener.
+                    .product(name: "Metrics", package: "swift-metrics"),
+                    .product(name: "Prometheus", package: "swift-prometheus"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                    .product(name: "NIOHTTP1", package: "swift-nio"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 ]
             ),
             // The HTTPClient port over libcurl.
@@ -127,6 +145,8 @@ let package = Package(
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                     .product(name: "NIOPosix", package: "swift-nio"),
                     .product(name: "Logging", package: "swift-log"),
+                    .product(name: "Metrics", package: "swift-metrics"),
+                    .product(name: "Prometheus", package: "swift-prometheus"),
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 ]
             ),
@@ -150,9 +170,12 @@ let package = Package(
                 dependencies: ["ProtoRuntime", "ConformanceProtos", "StandardProtos", "CodecFuzzing"],
                 resources: [.copy("FuzzCorpus")]
             ),
+            .testTarget(name: "GatewayApplicationTests", dependencies: ["GatewayApplication", "MemoryAdapters"]),
+            // One contract suite per port, run against every adapter.
+            .testTarget(name: "AdapterContractTests", dependencies: ["GatewayApplication", "MemoryAdapters", "EmbeddedAdapters", "OpenSSLCrypto"]),
             .testTarget(name: "ProtoCodegenTests", dependencies: ["ProtoCodegen"]),
             .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
-            .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "GatewayApplication", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log")]),
+            .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "CurlHTTP", .product(name: "NIOPosix", package: "swift-nio"), "GatewayApplication", "MemoryAdapters", "GatewayProtos", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]),
             .testTarget(name: "FirebaseAuthTests", dependencies: ["FirebaseAuth", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"]),
             .testTarget(
                 name: "RPCHTTP2Tests",

@@ -17,6 +17,7 @@ public struct Gateway_Event_V1_Event: ProtoMessage {
     public var attributes: [String: String] = [:]
     public var occurredAt: Google_Protobuf_Timestamp? = nil
     public var idempotencyKey: String = ""
+    public var publisher: String = ""
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -147,6 +148,7 @@ extension Gateway_Event_V1_Event {
         }
         if let p = m.pointee.occurred_at { self.occurredAt = try Google_Protobuf_Timestamp(_protobufC: p) }
         self.idempotencyKey = try ProtobufCDecoding.string(m.pointee.idempotency_key, field: "idempotency_key", in: "gateway.event.v1.Event")
+        self.publisher = try ProtobufCDecoding.string(m.pointee.publisher, field: "publisher", in: "gateway.event.v1.Event")
         self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
@@ -171,6 +173,7 @@ extension Gateway_Event_V1_Event {
         }
         if let v = self.occurredAt { m.pointee.occurred_at = try v._protobufC(e).assumingMemoryBound(to: Google__Protobuf__Timestamp.self) }
         if !self.idempotencyKey.isEmpty { m.pointee.idempotency_key = try e.string(self.idempotencyKey, field: "idempotency_key", in: "gateway.event.v1.Event") }
+        if !self.publisher.isEmpty { m.pointee.publisher = try e.string(self.publisher, field: "publisher", in: "gateway.event.v1.Event") }
         e.setUnknownFields(unknownFields, on: m)
         return UnsafeMutableRawPointer(m)
     }
@@ -218,6 +221,10 @@ extension Gateway_Event_V1_Event {
             w.key(options.preserveProtoFieldNames ? "idempotency_key" : "idempotencyKey")
             w.string(self.idempotencyKey)
         }
+        if !self.publisher.isEmpty {
+            w.key("publisher")
+            w.string(self.publisher)
+        }
         w.endObject()
     }
 
@@ -246,6 +253,8 @@ extension Gateway_Event_V1_Event {
                     if !v.isNull { self.occurredAt = try Google_Protobuf_Timestamp(_json: v, options: options) }
                 case "idempotencyKey", "idempotency_key":
                     if !v.isNull { self.idempotencyKey = try v.protoString(field: "idempotencyKey") }
+                case "publisher":
+                    if !v.isNull { self.publisher = try v.protoString(field: "publisher") }
                 default:
                     guard options.ignoreUnknownFields else { throw ProtoJSONError(unknownField: key, in: Self.protoMessageName) }
             }

@@ -26,6 +26,7 @@ public struct Gateway_User_V1_CreateUserRequest: ProtoMessage {
     public var email: String = ""
     public var displayName: String = ""
     public var photoUrl: String = ""
+    public var firebaseUid: String = ""
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -271,6 +272,7 @@ extension Gateway_User_V1_CreateUserRequest {
         self.email = try ProtobufCDecoding.string(m.pointee.email, field: "email", in: "gateway.user.v1.CreateUserRequest")
         self.displayName = try ProtobufCDecoding.string(m.pointee.display_name, field: "display_name", in: "gateway.user.v1.CreateUserRequest")
         self.photoUrl = try ProtobufCDecoding.string(m.pointee.photo_url, field: "photo_url", in: "gateway.user.v1.CreateUserRequest")
+        self.firebaseUid = try ProtobufCDecoding.string(m.pointee.firebase_uid, field: "firebase_uid", in: "gateway.user.v1.CreateUserRequest")
         self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
     }
 
@@ -280,6 +282,7 @@ extension Gateway_User_V1_CreateUserRequest {
         if !self.email.isEmpty { m.pointee.email = try e.string(self.email, field: "email", in: "gateway.user.v1.CreateUserRequest") }
         if !self.displayName.isEmpty { m.pointee.display_name = try e.string(self.displayName, field: "display_name", in: "gateway.user.v1.CreateUserRequest") }
         if !self.photoUrl.isEmpty { m.pointee.photo_url = try e.string(self.photoUrl, field: "photo_url", in: "gateway.user.v1.CreateUserRequest") }
+        if !self.firebaseUid.isEmpty { m.pointee.firebase_uid = try e.string(self.firebaseUid, field: "firebase_uid", in: "gateway.user.v1.CreateUserRequest") }
         e.setUnknownFields(unknownFields, on: m)
         return UnsafeMutableRawPointer(m)
     }
@@ -298,6 +301,10 @@ extension Gateway_User_V1_CreateUserRequest {
             w.key(options.preserveProtoFieldNames ? "photo_url" : "photoUrl")
             w.string(self.photoUrl)
         }
+        if !self.firebaseUid.isEmpty {
+            w.key(options.preserveProtoFieldNames ? "firebase_uid" : "firebaseUid")
+            w.string(self.firebaseUid)
+        }
         w.endObject()
     }
 
@@ -312,6 +319,8 @@ extension Gateway_User_V1_CreateUserRequest {
                     if !v.isNull { self.displayName = try v.protoString(field: "displayName") }
                 case "photoUrl", "photo_url":
                     if !v.isNull { self.photoUrl = try v.protoString(field: "photoUrl") }
+                case "firebaseUid", "firebase_uid":
+                    if !v.isNull { self.firebaseUid = try v.protoString(field: "firebaseUid") }
                 default:
                     guard options.ignoreUnknownFields else { throw ProtoJSONError(unknownField: key, in: Self.protoMessageName) }
             }

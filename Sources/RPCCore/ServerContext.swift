@@ -15,6 +15,8 @@ public struct ServerContext: Sendable {
     public let responseMetadata: ResponseMetadata
     /// The request's `grpc-encoding` (e.g. `gzip`), nil when its messages are not compressed.
     public let requestEncoding: String?
+    /// The `:authority` the client addressed (host and port), when the transport has one.
+    public let authority: String?
     /// Values interceptors attached for the handler (e.g. the authenticated principal).
     public var values = ContextValues()
 
@@ -24,8 +26,10 @@ public struct ServerContext: Sendable {
         peer: String,
         deadline: ContinuousClock.Instant?,
         responseMetadata: ResponseMetadata = ResponseMetadata(),
-        requestEncoding: String? = nil
+        requestEncoding: String? = nil,
+        authority: String? = nil
     ) {
+        self.authority = authority
         self.descriptor = descriptor
         self.requestMetadata = requestMetadata
         self.peer = peer

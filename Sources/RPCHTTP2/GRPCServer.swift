@@ -12,6 +12,7 @@ import Synchronization
 /// finish, and closes what is left after ``GRPCServerConfiguration/shutdownGracePeriod``.
 public final class GRPCServer: Service, Sendable {
     private let router: RPCRouter
+    private let plainHTTP: (any PlainHTTPHandler)?
     private let configuration: GRPCServerConfiguration
     private let logger: Logger
     private let group: any EventLoopGroup
@@ -25,17 +26,20 @@ public final class GRPCServer: Service, Sendable {
         var shuttingDown = false
     }
 
-    /// `interceptors` run around every RPC in their scope, the first outermost; `beforeShutdown` runs when a
-    /// graceful shutdown begins (mark health NOT_SERVING there, so load balancers drain this server first).
+    /// `interceptors` run around every RPC in their scope, the first outermost; `plainHTTP` answers `GET` and
+    /// `HEAD` requests on the same listener; `beforeShutdown` runs when a graceful shutdown begins (mark health
+    /// NOT_SERVING there, so load balancers drain this server first).
     public init(
         services: [any RPCService],
         interceptors: [ScopedServerInterceptor] = [],
+        plainHTTP: (any PlainHTTPHandler)? = nil,
         configuration: GRPCServerConfiguration = .defaults,
         logger: Logger = Logger(label: "gateway.grpc.server"),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         beforeShutdown: (@Sendable () -> Void)? = nil
     ) {
         router = RPCRouter(services: services).intercepted(by: interceptors)
+        self.plainHTTP = plainHTTP
         self.beforeShutdown = beforeShutdown
         self.configuration = configuration
         self.logger = logger
@@ -55,6 +59,7 @@ public final class GRPCServer: Service, Sendable {
 
     public func run() async throws {
         let router = self.router
+        let plainHTTP = self.plainHTTP
         let configuration = self.configuration
         let logger = self.logger
         let channel = try await ServerBootstrap(group: group)
@@ -66,7 +71,7 @@ public final class GRPCServer: Service, Sendable {
                 self?.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        ServerConnectionHandler(router: router, configuration: configuration, logger: logger)
+                        ServerConnectionHandler(router: router, plainHTTP: plainHTTP, configuration: configuration, logger: logger)
                     )
                 }
             }

@@ -14,6 +14,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     typealias OutboundOut = ByteBuffer
 
     private let router: RPCRouter
+    private let plainHTTP: (any PlainHTTPHandler)?
     private let configuration: GRPCServerConfiguration
     private var logger: Logger
     private var session: NGHTTP2Session!
@@ -37,8 +38,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// The PING that follows the shutdown notice (any fixed value: we only match it in its ACK).
     private static let shutdownPingData: UInt64 = 0x6772_7063_6279_6521
 
-    init(router: RPCRouter, configuration: GRPCServerConfiguration, logger: Logger) {
+    init(router: RPCRouter, plainHTTP: (any PlainHTTPHandler)?, configuration: GRPCServerConfiguration, logger: Logger) {
         self.router = router
+        self.plainHTTP = plainHTTP
         self.configuration = configuration
         self.logger = logger
     }
@@ -193,7 +195,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func data(stream: Int32, bytes: UnsafeRawBufferPointer) {
-        guard let rpc = streams[stream], rpc.phase == .running else {
+        guard let rpc = streams[stream], rpc.phase == .running, !rpc.isPlainHTTP else {
             // A stream we answered already: its bytes still count against the connection window.
             session.consume(stream: stream, bytes: bytes.count)
             return
@@ -245,6 +247,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             rpc.pendingTrailers = nil
             return .end(written, trailers: trailers)
         }
+        if rpc.outbox.isEmpty, rpc.plainBodyEnded {
+            rpc.plainBodyEnded = false
+            return .end(written, trailers: nil)
+        }
         return written > 0 ? .bytes(written) : .deferred
     }
 
@@ -281,6 +287,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private func start(_ rpc: ServerRPC) {
         pingStrikes = 0
+        if let plainHTTP, let method = rpc.headerFields.first(where: { $0.name == ":method" })?.value,
+            method == "GET" || method == "HEAD"
+        {
+            runPlain(rpc, method: method, handler: plainHTTP)
+            rpc.headerFields = []
+            return
+        }
         switch ServerRequestHead.validate(rpc.headerFields) {
         case .failure(let rejection):
             rpc.phase = .done
@@ -308,7 +321,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let responseMetadata = ResponseMetadata()
         let serverContext = ServerContext(
             descriptor: route.descriptor, requestMetadata: head.metadata, peer: peer,
-            deadline: deadline, responseMetadata: responseMetadata, requestEncoding: head.encoding?.rawValue
+            deadline: deadline, responseMetadata: responseMetadata, requestEncoding: head.encoding?.rawValue,
+            authority: head.authority
         )
         rpc.phase = .running
         rpc.inbound = InboundMessages(maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding)
@@ -370,6 +384,78 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
+    /// A plain HTTP request: the handler's response headers, then its body pulled chunk by chunk under the
+    /// same backpressure as gRPC messages, then END_STREAM without trailers.
+    private func runPlain(_ rpc: ServerRPC, method: String, handler plainHTTP: any PlainHTTPHandler) {
+        let loop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        let id = rpc.id
+        rpc.phase = .running
+        rpc.isPlainHTTP = true
+        let gate = OutboundGate(highWater: configuration.streamSendBufferSize, lowWater: configuration.streamSendBufferSize / 4)
+        rpc.gate = gate
+        let request = PlainHTTPRequest(
+            method: method, path: rpc.headerFields.first { $0.name == ":path" }?.value ?? "",
+            headers: rpc.headerFields.filter { !$0.name.hasPrefix(":") }
+        )
+        let allocator = context.channel.allocator
+        let logger = self.logger
+        rpc.task = Task {
+            let response = await plainHTTP.respond(to: request)
+            let body = method == "HEAD" ? nil : response.body
+            loop.execute { handler.value.sendPlainHeaders(stream: id, response, hasBody: body != nil) }
+            guard let body else { return }
+            do {
+                while let chunk = try await body() {
+                    guard !chunk.isEmpty else { continue }
+                    try gate.reserve(chunk.count)
+                    let buffer = allocator.buffer(bytes: chunk)
+                    loop.execute { handler.value.enqueuePlain(stream: id, buffer) }
+                    try await gate.waitForRoom()
+                }
+                loop.execute { handler.value.endPlainBody(stream: id) }
+            } catch {
+                // Headers are out: all that is left is to cut the stream short.
+                logger.debug("plain HTTP body failed", metadata: ["error": "\(error)"])
+                loop.execute { handler.value.resetPlain(stream: id) }
+            }
+        }
+    }
+
+    private func sendPlainHeaders(stream: Int32, _ response: PlainHTTPResponse, hasBody: Bool) {
+        guard let rpc = streams[stream], rpc.phase == .running else { return }
+        rpc.responseHeadersSent = true
+        do {
+            try session.submitHeaders(stream: stream, [(":status", String(response.status))] + response.headers, body: hasBody)
+        } catch {
+            session.resetStream(stream, code: .internalError)
+        }
+        if !hasBody { rpc.phase = .done }
+        scheduleFlush()
+    }
+
+    private func enqueuePlain(stream: Int32, _ buffer: ByteBuffer) {
+        guard let rpc = streams[stream], rpc.phase == .running else { return }
+        rpc.outbox.append(buffer)
+        session.resumeData(stream: stream)
+        scheduleFlush()
+    }
+
+    private func endPlainBody(stream: Int32) {
+        guard let rpc = streams[stream], rpc.phase == .running else { return }
+        rpc.phase = .done
+        rpc.plainBodyEnded = true
+        session.resumeData(stream: stream)
+        scheduleFlush()
+    }
+
+    private func resetPlain(stream: Int32) {
+        guard let rpc = streams[stream] else { return }
+        rpc.phase = .done
+        session.resetStream(stream, code: .internalError)
+        scheduleFlush()
+    }
+
     /// Called on the loop for a message the RPC's task wrote.
     private func enqueue(stream: Int32, _ framed: ByteBuffer) {
         guard let rpc = streams[stream], rpc.phase == .running else { return }
@@ -422,7 +508,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// Ends an RPC on the server's initiative (bad message, deadline): the handler is cancelled.
     private func fail(_ rpc: ServerRPC, _ status: Status) {
-        guard rpc.phase == .running else { return }
+        guard rpc.phase == .running, !rpc.isPlainHTTP else { return }
         rpc.task?.cancel()
         rpc.inbox.finish(RPCError(code: status.code, message: status.message))
         finish(stream: rpc.id, status: status, trailers: [:], message: nil)
@@ -435,7 +521,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private func remoteEnded(_ rpc: ServerRPC) {
         rpc.remoteEnded = true
-        guard rpc.phase == .running else { return }
+        guard rpc.phase == .running, !rpc.isPlainHTTP else { return }
         do {
             try rpc.inbound.deframer.finish()
         } catch {
@@ -540,6 +626,10 @@ final class ServerRPC {
     var responseHeadersSent = false
     var outbox = OutboundQueue()
     var pendingTrailers: [(String, String)]?
+    /// A plain HTTP request (``PlainHTTPHandler``), not an RPC.
+    var isPlainHTTP = false
+    /// A plain HTTP body is complete: end the stream once the outbox is drained.
+    var plainBodyEnded = false
     var task: Task<Void, Never>?
     var deadlineTimer: Scheduled<Void>?
 

@@ -2,32 +2,72 @@ import ArgumentParser
 import Foundation
 import GatewayServer
 
-/// Every setting comes from its flag, else its `GATEWAY_*` environment variable, else the default.
-struct Environment {
-    var values = ProcessInfo.processInfo.environment
+// Every setting comes from its flag, else its `GATEWAY_*` environment variable, else the configuration file
+// (`--config`, JSON), else its default: resolved in one place, `ConfigurationSources` (GatewayServer), whose
+// table `Setting.gateway` names each setting's flag, variable and file key. The option groups below only hand
+// over what was typed.
 
-    func string(_ flag: String?, _ name: String) -> String? {
-        flag ?? values[name].flatMap { $0.isEmpty ? nil : $0 }
-    }
-
-    func integer(_ flag: Int?, _ name: String) throws -> Int? {
-        if let flag { return flag }
-        guard let text = string(nil, name) else { return nil }
-        guard let value = Int(text) else { throw ConfigurationError("\(name)=\(text) is not an integer") }
-        return value
-    }
+/// Flag values for the resolver, by flag name; nil when the flag was not given.
+protocol SettingFlags {
+    var flagValues: [String: String?] { get }
 }
 
-struct DataOptions: ParsableArguments {
+/// Resolves every setting from the flags of these option groups, the environment and the configuration file.
+func resolveConfiguration(_ groups: [any SettingFlags], config: ConfigOptions) throws -> ResolvedConfiguration {
+    let environment = ProcessInfo.processInfo.environment
+    var flags: [String: String] = [:]
+    for group in groups {
+        for case (let flag, let value?) in group.flagValues { flags[flag] = value }
+    }
+    let file = try ConfigurationSources.configurationFile(flag: config.config, environment: environment)
+    return try ConfigurationSources(flags: flags, environment: environment, file: file).resolve()
+}
+
+struct ConfigOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("""
+        JSON configuration file (env GATEWAY_CONFIG). Keys mirror the flags, nested by prefix: {"host": …, "port": …, \
+        "data_dir": …, "log": {"level": …, "format": …}, "metrics_port": …, "auth": {"firebase_project_id": …, \
+        "leeway_seconds": …}}. Unknown keys are an error. A flag beats its environment variable, which beats the file. \
+        Only JSON for now (a .toml file is refused).
+        """, valueName: "file"))
+    var config: String?
+}
+
+struct DataOptions: ParsableArguments, SettingFlags {
     @Option(help: "Directory for the gateway's data and local-mode keys (env GATEWAY_DATA_DIR; default ./data).")
     var dataDir: String?
 
-    func directory(_ environment: Environment) -> URL {
-        URL(fileURLWithPath: environment.string(dataDir, "GATEWAY_DATA_DIR") ?? "data", isDirectory: true)
+    var flagValues: [String: String?] { ["--data-dir": dataDir] }
+}
+
+struct ServerOptions: ParsableArguments, SettingFlags {
+    @Option(help: "Address to listen on (env GATEWAY_HOST; default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on; 0 picks a free one (env GATEWAY_PORT; default 50051).")
+    var port: Int?
+
+    @Option(help: "Least severe level logged: trace, debug, info, notice, warning, error or critical (env GATEWAY_LOG_LEVEL; default info).")
+    var logLevel: String?
+
+    @Option(help: "Log lines on standard error as text or json, one JSON object per line (env GATEWAY_LOG_FORMAT; default text).")
+    var logFormat: String?
+
+    @Option(help: "Serve Prometheus metrics at http://<metrics-host>:<port>/metrics; 0 picks a free port (env GATEWAY_METRICS_PORT; default: no metrics).")
+    var metricsPort: Int?
+
+    @Option(help: "Address of the metrics listener (env GATEWAY_METRICS_HOST; default 127.0.0.1, whatever --host is).")
+    var metricsHost: String?
+
+    var flagValues: [String: String?] {
+        [
+            "--host": host, "--port": port.map { "\($0)" }, "--log-level": logLevel, "--log-format": logFormat,
+            "--metrics-port": metricsPort.map { "\($0)" }, "--metrics-host": metricsHost,
+        ]
     }
 }
 
-struct AuthOptions: ParsableArguments {
+struct AuthOptions: ParsableArguments, SettingFlags {
     @Option(help: "Firebase project whose tokens are accepted (env GATEWAY_FIREBASE_PROJECT_ID). Without it the gateway runs in local mode: it trusts only its own key and listens on loopback only.")
     var firebaseProjectId: String?
 
@@ -52,34 +92,12 @@ struct AuthOptions: ParsableArguments {
     @Option(help: "Base URL of the Identity Toolkit API (env GATEWAY_IDENTITY_TOOLKIT_URL; default Google's).")
     var identityToolkitUrl: String?
 
-    func settings(_ environment: Environment) throws -> AuthSettings {
-        var settings = AuthSettings()
-        settings.projectID = environment.string(firebaseProjectId, "GATEWAY_FIREBASE_PROJECT_ID")
-        if let url = environment.string(firebaseCertUrl, "GATEWAY_FIREBASE_CERT_URL") { settings.idTokenKeysURL = url }
-        if let url = environment.string(firebaseSessionCertUrl, "GATEWAY_FIREBASE_SESSION_CERT_URL") {
-            settings.sessionCookieKeysURL = url
-        }
-        if let leeway = try environment.integer(authLeewaySeconds, "GATEWAY_AUTH_LEEWAY_SECONDS") {
-            guard (0...300).contains(leeway) else {
-                throw ConfigurationError("the auth leeway must be between 0 and 300 seconds, not \(leeway)")
-            }
-            settings.leewaySeconds = Int64(leeway)
-        }
-        if let tenants = environment.string(firebaseTenants, "GATEWAY_FIREBASE_TENANTS") {
-            settings.tenants = Set(tenants.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
-        }
-        settings.checkRevoked = firebaseCheckRevoked || ["1", "true", "yes"].contains(environment.string(nil, "GATEWAY_FIREBASE_CHECK_REVOKED")?.lowercased() ?? "")
-        settings.serviceAccountFile = environment.string(firebaseServiceAccount, "GATEWAY_FIREBASE_SERVICE_ACCOUNT")
-        if let url = environment.string(identityToolkitUrl, "GATEWAY_IDENTITY_TOOLKIT_URL") { settings.identityToolkitURL = url }
-        return settings
-    }
-}
-
-/// A setting that cannot work, from a flag or the environment: printed as `Error: …` without the usage text.
-struct ConfigurationError: Error, CustomStringConvertible {
-    var description: String
-
-    init(_ description: String) {
-        self.description = description
+    var flagValues: [String: String?] {
+        [
+            "--firebase-project-id": firebaseProjectId, "--firebase-cert-url": firebaseCertUrl,
+            "--firebase-session-cert-url": firebaseSessionCertUrl, "--auth-leeway-seconds": authLeewaySeconds.map { "\($0)" },
+            "--firebase-tenants": firebaseTenants, "--firebase-check-revoked": firebaseCheckRevoked ? "true" : nil,
+            "--firebase-service-account": firebaseServiceAccount, "--identity-toolkit-url": identityToolkitUrl,
+        ]
     }
 }

@@ -28,6 +28,7 @@ struct Token: AsyncParsableCommand {
     @Flag(help: "Mint a session cookie instead of an ID token (send it as `cookie: session=<cookie>`).")
     var sessionCookie = false
 
+    @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
 
     func validate() throws {
@@ -36,14 +37,14 @@ struct Token: AsyncParsableCommand {
     }
 
     func run() throws {
-        let environment = Environment()
-        if let project = environment.string(nil, "GATEWAY_FIREBASE_PROJECT_ID") {
+        let resolved = try resolveConfiguration([data], config: config)
+        if let project = resolved.settings.auth.projectID, let source = resolved.source(of: "auth.firebase_project_id") {
             FileHandle.standardError.write(Data("""
-                warning: GATEWAY_FIREBASE_PROJECT_ID=\(project) is set; a gateway configured with a Firebase project \
-                never accepts local-mode tokens.\n
+                warning: a Firebase project (\(project), from \(source.rawValue)) is configured; a gateway configured \
+                with a Firebase project never accepts local-mode tokens.\n
                 """.utf8))
         }
-        let authority = try LocalAuthority.loadOrCreate(in: data.directory(environment))
+        let authority = try LocalAuthority.loadOrCreate(in: resolved.settings.dataDirectoryURL)
         let token = try authority.mint(
             uid: uid, email: email, admin: admin, now: SystemWallClock().now(), lifetimeSeconds: lifetime,
             kind: sessionCookie ? .sessionCookie : .idToken

@@ -19,13 +19,14 @@ struct VerifyToken: AsyncParsableCommand {
     @Flag(help: "The tokens are session cookies, not ID tokens.")
     var sessionCookies = false
 
+    @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
     @OptionGroup var auth: AuthOptions
 
     func run() async throws {
-        let environment = Environment()
+        let settings = try resolveConfiguration([data, auth], config: config).settings
         let authentication = try Authentication(
-            settings: try auth.settings(environment), dataDirectory: data.directory(environment),
+            settings: settings.auth, dataDirectory: settings.dataDirectoryURL,
             http: CurlHTTPClient(), clock: SystemWallClock()
         )
         let kind: TokenKind = sessionCookies ? .sessionCookie : .idToken

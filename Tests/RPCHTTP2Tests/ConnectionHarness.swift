@@ -34,7 +34,7 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
         channel = NIOAsyncTestingChannel()
         try await channel.eventLoop.submit { [channel] in
             try channel.pipeline.syncOperations.addHandler(
-                ServerConnectionHandler(router: router, configuration: configuration, logger: Logger(label: "test"))
+                ServerConnectionHandler(router: router, plainHTTP: nil, configuration: configuration, logger: Logger(label: "test"))
             )
         }.get()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))

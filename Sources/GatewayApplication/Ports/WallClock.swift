@@ -6,25 +6,6 @@ public protocol WallClock: Sendable {
     func now() -> UnixTime
 }
 
-/// A point in UTC time: seconds and nanoseconds since the Unix epoch.
-public struct UnixTime: Sendable, Hashable, Comparable {
-    public var seconds: Int64
-    public var nanoseconds: Int32
-
-    public init(seconds: Int64, nanoseconds: Int32 = 0) {
-        self.seconds = seconds
-        self.nanoseconds = nanoseconds
-    }
-
-    public static func < (a: UnixTime, b: UnixTime) -> Bool {
-        (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
-    }
-
-    public func adding(seconds delta: Int64) -> UnixTime {
-        UnixTime(seconds: seconds + delta, nanoseconds: nanoseconds)
-    }
-}
-
 /// A clock that stands still until moved: for tests.
 public final class FakeWallClock: WallClock {
     private let current: Mutex<UnixTime>

@@ -610,7 +610,7 @@ const ProtobufCMessageDescriptor gateway__event__v1__event__attributes_entry__de
   (ProtobufCMessageInit) gateway__event__v1__event__attributes_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor gateway__event__v1__event__field_descriptors[9] =
+static const ProtobufCFieldDescriptor gateway__event__v1__event__field_descriptors[10] =
 {
   {
     "id",
@@ -720,6 +720,18 @@ static const ProtobufCFieldDescriptor gateway__event__v1__event__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "publisher",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Gateway__Event__V1__Event, publisher),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned gateway__event__v1__event__field_indices_by_name[] = {
   3,   /* field[3] = aggregate_id */
@@ -729,13 +741,14 @@ static const unsigned gateway__event__v1__event__field_indices_by_name[] = {
   8,   /* field[8] = idempotency_key */
   7,   /* field[7] = occurred_at */
   4,   /* field[4] = payload */
+  9,   /* field[9] = publisher */
   1,   /* field[1] = sequence */
   2,   /* field[2] = type */
 };
 static const ProtobufCIntRange gateway__event__v1__event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor gateway__event__v1__event__descriptor =
 {
@@ -745,7 +758,7 @@ const ProtobufCMessageDescriptor gateway__event__v1__event__descriptor =
   "Gateway__Event__V1__Event",
   "gateway.event.v1",
   sizeof(Gateway__Event__V1__Event),
-  9,
+  10,
   gateway__event__v1__event__field_descriptors,
   gateway__event__v1__event__field_indices_by_name,
   1,  gateway__event__v1__event__number_ranges,

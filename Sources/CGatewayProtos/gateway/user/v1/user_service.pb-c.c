@@ -869,7 +869,7 @@ const ProtobufCMessageDescriptor gateway__user__v1__user__descriptor =
   (ProtobufCMessageInit) gateway__user__v1__user__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor gateway__user__v1__create_user_request__field_descriptors[3] =
+static const ProtobufCFieldDescriptor gateway__user__v1__create_user_request__field_descriptors[4] =
 {
   {
     "email",
@@ -907,16 +907,29 @@ static const ProtobufCFieldDescriptor gateway__user__v1__create_user_request__fi
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "firebase_uid",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Gateway__User__V1__CreateUserRequest, firebase_uid),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned gateway__user__v1__create_user_request__field_indices_by_name[] = {
   1,   /* field[1] = display_name */
   0,   /* field[0] = email */
+  3,   /* field[3] = firebase_uid */
   2,   /* field[2] = photo_url */
 };
 static const ProtobufCIntRange gateway__user__v1__create_user_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor gateway__user__v1__create_user_request__descriptor =
 {
@@ -926,7 +939,7 @@ const ProtobufCMessageDescriptor gateway__user__v1__create_user_request__descrip
   "Gateway__User__V1__CreateUserRequest",
   "gateway.user.v1",
   sizeof(Gateway__User__V1__CreateUserRequest),
-  3,
+  4,
   gateway__user__v1__create_user_request__field_descriptors,
   gateway__user__v1__create_user_request__field_indices_by_name,
   1,  gateway__user__v1__create_user_request__number_ranges,

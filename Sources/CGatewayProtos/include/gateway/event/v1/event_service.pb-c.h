@@ -80,10 +80,11 @@ struct  Gateway__Event__V1__Event
   Gateway__Event__V1__Event__AttributesEntry **attributes;
   Google__Protobuf__Timestamp *occurred_at;
   char *idempotency_key;
+  char *publisher;
 };
 #define GATEWAY__EVENT__V1__EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&gateway__event__v1__event__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, (char *)protobuf_c_empty_string, 0,NULL, NULL, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, (char *)protobuf_c_empty_string, 0,NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 typedef enum {

@@ -66,10 +66,11 @@ struct  Gateway__User__V1__CreateUserRequest
   char *email;
   char *display_name;
   char *photo_url;
+  char *firebase_uid;
 };
 #define GATEWAY__USER__V1__CREATE_USER_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&gateway__user__v1__create_user_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Gateway__User__V1__GetUserRequest

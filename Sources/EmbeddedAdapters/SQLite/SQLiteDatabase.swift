@@ -1,0 +1,159 @@
+import NIOPosix
+import Synchronization
+
+/// A SQLite database file in WAL mode with one writer and a few readers, each connection on threads this
+/// type owns so that blocking SQLite calls never run on Swift's cooperative pool.
+///
+/// All writes go through one connection on one thread, queued in order, each in `BEGIN IMMEDIATE … COMMIT`:
+/// SQLite allows one writer anyway, and queueing here instead of in `busy_timeout` keeps waits fair. Reads
+/// run on a pool of read-only connections, beside the writer, each in a snapshot. Call `close()` when done.
+public final class SQLiteDatabase: @unchecked Sendable {
+    // @unchecked: `writer` is only touched on `writerThread`, and each reader connection by one reader thread
+    // at a time (checked out of `idleReaders`); `close` stops the reader threads before it closes anything.
+
+    /// How the database is opened.
+    public struct Configuration: Sendable {
+        /// Read-only connections, and threads to run them on.
+        public var readers: Int
+        /// How long a statement waits for a lock held by another process before failing with `SQLITE_BUSY`.
+        public var busyTimeout: Duration
+
+        public static var defaults: Configuration { Configuration(readers: 4, busyTimeout: .seconds(5)) }
+
+        public static func defaults(configure: (inout Configuration) -> Void) -> Configuration {
+            var configuration = defaults
+            configure(&configuration)
+            return configuration
+        }
+    }
+
+    /// The database file.
+    public let path: String
+    private let configuration: Configuration
+    private let writerThread = NIOThreadPool(numberOfThreads: 1)
+    private let readerThreads: NIOThreadPool
+    private var writer: SQLiteConnection?
+    private let idleReaders = Mutex<[IdleReader]>([])
+    private let isClosed = Mutex(false)
+
+    private init(path: String, configuration: Configuration) {
+        self.path = path
+        self.configuration = configuration
+        self.readerThreads = NIOThreadPool(numberOfThreads: max(1, configuration.readers))
+        writerThread.start()
+        readerThreads.start()
+    }
+
+    /// Opens (creating if needed) the database at `path` and applies the `migrations` it has not had yet.
+    /// Throws `StorageError` `.schemaTooNew` when a newer build has migrated it further.
+    public static func open(
+        path: String, migrations: [SQLiteMigration], configuration: Configuration = .defaults
+    ) async throws -> SQLiteDatabase {
+        let database = SQLiteDatabase(path: path, configuration: configuration)
+        do {
+            try await database.writerThread.runIfActive { try database.openWriter(migrations: migrations) }
+        } catch {
+            try? await database.close()
+            if var error = error as? StorageError {
+                error.message = "\(path): \(error.message)"
+                throw error
+            }
+            throw error
+        }
+        return database
+    }
+
+    deinit {
+        // Only if `close()` was never called: let the threads end (their connections close with this object).
+        writerThread.shutdownGracefully { _ in }
+        readerThreads.shutdownGracefully { _ in }
+    }
+
+    private func openWriter(migrations: [SQLiteMigration]) throws {
+        let connection = try SQLiteConnection(path: path, readOnly: false, busyTimeout: configuration.busyTimeout)
+        // WAL: readers keep reading their snapshot while the writer appends, so reads never wait for writes.
+        let mode = try connection.first("PRAGMA journal_mode = WAL") { try $0.text(0) }
+        guard mode == "wal" else {
+            throw SQLiteError.misuse("\(path) cannot use write-ahead logging (journal mode is \(mode ?? "unknown"))")
+        }
+        // An acknowledged write must survive kill -9 and power loss. In WAL mode NORMAL survives a killed
+        // process but may lose the last commits when the machine loses power; FULL syncs the log at each commit.
+        try connection.execute("PRAGMA synchronous = FULL")
+        try connection.execute("PRAGMA foreign_keys = ON")
+        try connection.migrate(migrations)
+        writer = connection
+    }
+
+    /// Runs `body` on the write connection in `BEGIN IMMEDIATE … COMMIT`, after the writes queued before it;
+    /// a throw from `body` rolls the transaction back and is rethrown.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try checkOpen()
+        return try await writerThread.runIfActive {
+            guard let writer = self.writer else { throw self.closedError }
+            return try writer.transaction(.immediate) { try body(writer) }
+        }
+    }
+
+    /// Runs `body` on a read-only connection in a transaction, so every query in it sees the same snapshot.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try checkOpen()
+        return try await readerThreads.runIfActive {
+            let reader = try self.checkOutReader()
+            defer { self.idleReaders.withLock { $0.append(IdleReader(connection: reader)) } }
+            return try reader.transaction(.deferred) { try body(reader) }
+        }
+    }
+
+    /// The highest migration applied to the database.
+    public func schemaVersion() async throws -> Int64 {
+        try await read { try $0.schemaVersion() }
+    }
+
+    /// Runs `PRAGMA integrity_check`: true when SQLite finds the file sound.
+    public func integrityCheck() async throws -> Bool {
+        try await read { try $0.integrityCheck() }
+    }
+
+    /// Lets running reads and queued writes finish (reads still queued fail with `CancellationError`), then
+    /// closes every connection, checkpointing the WAL, and stops the threads. Calls made after it fail with
+    /// `StorageError` `.closed`; calling it again does nothing.
+    public func close() async throws {
+        let wasOpen = isClosed.withLock { closed in
+            defer { closed = true }
+            return !closed
+        }
+        guard wasOpen else { return }
+        try await readerThreads.shutdownGracefully()
+        // On the writer's thread, after the writes queued before, and even if this task is cancelled (hence not
+        // `runIfActive`). Readers close first so that the writer, last, checkpoints the WAL into the file.
+        await withCheckedContinuation { closed in
+            writerThread.submit { _ in
+                self.idleReaders.withLock { readers in
+                    for reader in readers { reader.connection.close() }
+                    readers.removeAll()
+                }
+                self.writer?.close()
+                self.writer = nil
+                closed.resume()
+            }
+        }
+        try await writerThread.shutdownGracefully()
+    }
+
+    private func checkOpen() throws {
+        if isClosed.withLock({ $0 }) { throw closedError }
+    }
+
+    private var closedError: StorageError { StorageError(.closed, "\(path) is closed") }
+
+    /// An idle reader, or a new one: there are never more than reader threads.
+    private func checkOutReader() throws -> SQLiteConnection {
+        if let reader = idleReaders.withLock({ $0.popLast() }) { return reader.connection }
+        return try SQLiteConnection(path: path, readOnly: true, busyTimeout: configuration.busyTimeout)
+    }
+
+    /// A reader no thread is using, so it may move to whichever thread checks it out next.
+    private struct IdleReader: @unchecked Sendable {
+        let connection: SQLiteConnection
+    }
+}

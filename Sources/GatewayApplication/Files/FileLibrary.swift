@@ -1,0 +1,181 @@
+/// The file use cases: content-addressed, deduplicated blobs with per-owner records. Callers act on their
+/// own files; the `admin` claim on any. A blob is stored once however many records reference it, and is
+/// deleted with the last one.
+public struct FileLibrary: Sendable {
+    public struct Settings: Sendable {
+        /// Uploads larger than this are refused (`RESOURCE_EXHAUSTED`).
+        public var maximumFileSize: Int64 = 4 << 30
+        /// Download chunk size (each chunk is one gRPC message).
+        public var chunkSize = 64 * 1024
+        public var defaultLinkLifetimeSeconds: Int64 = 15 * 60
+        public var maximumLinkLifetimeSeconds: Int64 = 7 * 86_400
+
+        public static var defaults: Settings { Settings() }
+    }
+
+    private let files: any FileRepository
+    private let blobs: any BlobStore
+    private let clock: any WallClock
+    private let ids: any IDGenerator
+    private let pageTokens: any TokenSealer
+    private let linkSigner: any MessageSigner
+    private let domainEvents: any DomainEventEncoder
+    private let settings: Settings
+    private let blobLocks = KeyedLock()
+
+    public init(
+        files: any FileRepository, blobs: any BlobStore, clock: any WallClock, ids: any IDGenerator,
+        pageTokens: any TokenSealer, linkSigner: any MessageSigner, domainEvents: any DomainEventEncoder,
+        settings: Settings = .defaults
+    ) {
+        self.files = files
+        self.blobs = blobs
+        self.clock = clock
+        self.ids = ids
+        self.pageTokens = pageTokens
+        self.linkSigner = linkSigner
+        self.domainEvents = domainEvents
+        self.settings = settings
+    }
+
+    /// Stores the bytes of `chunks` under their content address and records them as the caller's file.
+    /// Nothing is visible until the bytes are durable and their size and hash check out; a failed or
+    /// cancelled upload leaves nothing behind.
+    public func upload<Chunks: AsyncSequence>(
+        _ header: FileHeader, chunks: Chunks, caller: Principal
+    ) async throws -> (file: FileRecord, deduplicated: Bool) where Chunks.Element == [UInt8] {
+        let upload = try await blobs.beginUpload()
+        do {
+            var prefix: [UInt8] = []
+            var received: Int64 = 0
+            for try await chunk in chunks {
+                received += Int64(chunk.count)
+                guard received <= settings.maximumFileSize else {
+                    throw DomainError(.resourceExhausted, "the file is larger than \(settings.maximumFileSize) bytes")
+                }
+                if prefix.count < ContentSniffer.prefixLength {
+                    prefix += chunk.prefix(ContentSniffer.prefixLength - prefix.count)
+                }
+                try await upload.write(chunk)
+            }
+            let (hash, size) = try await upload.finish()
+            if let expected = header.expectedSize, expected != size {
+                throw DomainError.invalid("header.expected_size", "is \(expected) but \(size) bytes arrived")
+            }
+            if let expected = header.expectedHash, expected != hash {
+                throw DomainError.invalid("header.expected_sha256", "is \(expected) but the bytes that arrived hash to \(hash)")
+            }
+            // The key depends on the bytes alone, so the same bytes always deduplicate.
+            let sniffed = ContentSniffer.contentType(of: prefix)
+            let key = BlobKey(hash: hash, fileExtension: FileExtension.forKey(contentType: sniffed))
+            let file = FileRecord(
+                id: ids.ulid(), key: key, size: size, contentType: header.contentType.isEmpty ? sniffed : header.contentType,
+                filename: header.filename, ownerID: caller.uid, metadata: header.metadata, createdAt: clock.now()
+            )
+            return try await blobLocks.withLock(key.value) {
+                let written = try await upload.publish(as: key)
+                do {
+                    try await files.create(file, recording: [try event(.fileUploaded(file, deduplicated: !written))])
+                } catch {
+                    // A blob this upload wrote that nothing references would stay forever.
+                    if written, try await files.references(to: key) == 0 { try await blobs.delete(key) }
+                    throw error
+                }
+                return (file, !written)
+            }
+        } catch {
+            await upload.abort()
+            throw error
+        }
+    }
+
+    public func info(id: String, caller: Principal) async throws -> FileRecord {
+        try await ownFile(id, caller)
+    }
+
+    /// The file's record and the bytes `offset ..< offset + length` (`length` 0: to the end).
+    public func download(id: String, offset: Int64, length: Int64, caller: Principal) async throws -> (file: FileRecord, chunks: BlobChunks) {
+        let file = try await ownFile(id, caller)
+        guard offset >= 0 else { throw DomainError.invalid("offset", "must not be negative") }
+        guard length >= 0 else { throw DomainError.invalid("length", "must not be negative") }
+        guard offset <= file.size else { throw DomainError.invalid("offset", "is past the end of the file (\(file.size) bytes)") }
+        let count = length == 0 ? file.size - offset : min(length, file.size - offset)
+        return (file, try await blobs.read(file.key, offset: offset, length: count, chunkSize: settings.chunkSize))
+    }
+
+    /// The caller's files, a page at a time.
+    public func list(pageSize: Int32, pageToken: String, caller: Principal) async throws -> UserAccounts.Page<FileRecord> {
+        let limit = try PageSize.resolve(pageSize)
+        let scope = Array(caller.uid.utf8)
+        let after = pageToken.isEmpty ? nil : try PageToken.open(pageToken, listing: .files, flags: 0, scope: scope, with: pageTokens)
+        let found = try await files.list(owner: caller.uid, after: after, limit: limit + 1)
+        let page = Array(found.prefix(limit))
+        let next = found.count > limit
+            ? page.last.map { PageToken(listing: .files, flags: 0, after: $0.id, scope: scope).sealed(with: pageTokens) }
+            : nil
+        return .init(items: page, nextPageToken: next)
+    }
+
+    /// Removes the record, and the blob with the last record that references it.
+    public func delete(id: String, caller: Principal) async throws {
+        let file = try await ownFile(id, caller)
+        try await blobLocks.withLock(file.key.value) {
+            let (removed, remaining) = try await files.delete(id: file.id, recording: [try event(.fileDeleted(file))])
+            if remaining == 0 { try await blobs.delete(removed.key) }
+        }
+    }
+
+    // MARK: Download links
+
+    /// A link (path and query) that downloads the file's bytes without a token until `expiresAt`.
+    public func downloadLink(id: String, ttlSeconds: Int64, caller: Principal) async throws -> (path: String, expiresAt: UnixTime) {
+        guard ttlSeconds >= 0, ttlSeconds <= settings.maximumLinkLifetimeSeconds else {
+            throw DomainError.invalid("ttl", "must be between 0 and \(settings.maximumLinkLifetimeSeconds) seconds")
+        }
+        let file = try await ownFile(id, caller)
+        let expires = clock.now().seconds + (ttlSeconds == 0 ? settings.defaultLinkLifetimeSeconds : ttlSeconds)
+        let signature = linkSigner.signature(for: Self.linkMessage(key: file.key.value, expires: expires))
+        return ("/files/\(file.key.value)?expires=\(expires)&sig=\(signature)", UnixTime(seconds: expires))
+    }
+
+    /// Why a download link is refused.
+    public enum LinkRefusal: Error, Sendable, Equatable {
+        /// Altered, expired or not ours: HTTP 403.
+        case forbidden(String)
+        /// Valid, but the blob is gone: HTTP 404.
+        case gone
+    }
+
+    /// Checks a download link's path and query and opens its blob.
+    public func openLink(key text: String, expires: String?, signature: String?) async throws -> (key: BlobKey, size: Int64, chunks: BlobChunks) {
+        guard let expires, let seconds = Int64(expires), let signature else {
+            throw LinkRefusal.forbidden("the link lacks expires or sig")
+        }
+        guard linkSigner.isValid(signature, for: Self.linkMessage(key: text, expires: seconds)) else {
+            throw LinkRefusal.forbidden("the link's signature does not match")
+        }
+        guard clock.now().seconds <= seconds else { throw LinkRefusal.forbidden("the link has expired") }
+        guard let key = BlobKey(parsing: text), let size = try await blobs.size(of: key) else { throw LinkRefusal.gone }
+        return (key, size, try await blobs.read(key, offset: 0, length: size, chunkSize: settings.chunkSize))
+    }
+
+    private static func linkMessage(key: String, expires: Int64) -> [UInt8] {
+        Array("GET /files/\(key) \(expires)".utf8)
+    }
+
+    // MARK: Rules
+
+    private func ownFile(_ id: String, _ caller: Principal) async throws -> FileRecord {
+        guard !id.isEmpty else { throw DomainError.invalid("id", "is required") }
+        guard let ulid = ULID(id) else { throw DomainError.invalid("id", "is not a ULID (26 Crockford base32 characters)") }
+        guard let file = try await files.file(id: ulid) else { throw DomainError.notFound("file \(ulid)") }
+        guard caller.isAdmin || file.ownerID == caller.uid else {
+            throw DomainError.permissionDenied("file \(ulid) belongs to another account")
+        }
+        return file
+    }
+
+    private func event(_ event: DomainEvent) throws -> PendingEvent {
+        try domainEvents.pending(event, id: ids.ulid(), at: clock.now())
+    }
+}

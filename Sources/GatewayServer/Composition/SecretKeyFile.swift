@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import OpenSSLCrypto
+
+/// The gateway's own secret (32 random bytes in the data directory, owner-readable only), made on first start.
+/// Purpose keys are derived from it (HMAC of the purpose name), so page tokens and download links never
+/// share a key.
+struct SecretKeyFile {
+    let masterKey: [UInt8]
+
+    static func loadOrCreate(at file: URL) throws -> SecretKeyFile {
+        if let existing = FileManager.default.contents(atPath: file.path) {
+            guard existing.count == 32 else { throw SecretKeyFileError(file: file, problem: "holds \(existing.count) bytes, not 32") }
+            return SecretKeyFile(masterKey: Array(existing))
+        }
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let key = try Digest.randomBytes(32)
+        // Temporary file (0600 from the start), fsync, rename: a crash leaves either no key or the whole key.
+        let temporary = file.path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw SecretKeyFileError(file: file, problem: "cannot be created (errno \(errno))") }
+        let written = key.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == key.count, synced, rename(temporary, file.path) == 0 else {
+            unlink(temporary)
+            throw SecretKeyFileError(file: file, problem: "cannot be written (errno \(errno))")
+        }
+        return SecretKeyFile(masterKey: key)
+    }
+
+    func key(for purpose: String) -> [UInt8] {
+        Digest.hmacSHA256(key: masterKey, message: Array(purpose.utf8))
+    }
+}
+
+struct SecretKeyFileError: Error, CustomStringConvertible {
+    var file: URL
+    var problem: String
+    var description: String { "secret key file \(file.path) \(problem)" }
+}

@@ -1,0 +1,165 @@
+import Logging
+
+/// One configurable value of ``GatewaySettings``: its key in the configuration file, the flag (and so the
+/// environment variable) that sets it, how its text or JSON is read, and how it is shown at start.
+public struct Setting: Sendable {
+    /// The key in the JSON file, dotted for nested objects: `auth.leeway_seconds` is
+    /// `{"auth": {"leeway_seconds": …}}`.
+    public let key: String
+    /// The command-line flag, e.g. `--auth-leeway-seconds`.
+    public let flag: String
+    /// Shown as `***` at start. Keys that look secret (`secret`, `password`, `token` …) are masked as well.
+    public let isSecret: Bool
+    let kind: Kind
+    let assign: @Sendable (inout GatewaySettings, Value) -> Void
+    let current: @Sendable (GatewaySettings) -> String?
+
+    /// The environment variable: `GATEWAY_` and the flag's name in upper snake case (`GATEWAY_AUTH_LEEWAY_SECONDS`).
+    public var environmentVariable: String {
+        "GATEWAY_" + flag.drop { $0 == "-" }.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+
+    /// Whether the value is masked when shown.
+    public var isMasked: Bool {
+        isSecret || ["secret", "password", "passwd", "token", "credential", "private_key", "api_key"].contains { key.contains($0) }
+    }
+
+    /// How a value is written down, for parsing and for messages.
+    enum Kind: Sendable {
+        case string
+        case integer(ClosedRange<Int>)
+        case boolean
+        case list
+        case choice([String])
+
+        var expected: String {
+            switch self {
+            case .string: "a string"
+            case .integer: "an integer"
+            case .boolean: "true or false"
+            case .list: "a list of strings"
+            case .choice(let choices): "one of " + choices.joined(separator: ", ")
+            }
+        }
+    }
+
+    /// A parsed value, already of the setting's kind.
+    enum Value: Sendable {
+        case string(String)
+        case integer(Int)
+        case boolean(Bool)
+        case list([String])
+
+        var string: String {
+            if case .string(let value) = self { return value }
+            preconditionFailure("a setting's value is not of its kind")
+        }
+
+        var integer: Int {
+            if case .integer(let value) = self { return value }
+            preconditionFailure("a setting's value is not of its kind")
+        }
+    }
+
+    init(
+        key: String, flag: String, kind: Kind, isSecret: Bool,
+        assign: @escaping @Sendable (inout GatewaySettings, Value) -> Void,
+        current: @escaping @Sendable (GatewaySettings) -> String?
+    ) {
+        self.key = key
+        self.flag = flag
+        self.kind = kind
+        self.isSecret = isSecret
+        self.assign = assign
+        self.current = current
+    }
+}
+
+// MARK: - Kinds of setting
+
+extension Setting {
+    public static func string(
+        _ key: String, flag: String, _ path: WritableKeyPath<GatewaySettings, String> & Sendable, secret: Bool = false
+    ) -> Setting {
+        Setting(key: key, flag: flag, kind: .string, isSecret: secret, assign: { $0[keyPath: path] = $1.string }, current: { $0[keyPath: path] })
+    }
+
+    /// A string that may be absent (nil when no source sets it).
+    public static func optionalString(
+        _ key: String, flag: String, _ path: WritableKeyPath<GatewaySettings, String?> & Sendable, secret: Bool = false
+    ) -> Setting {
+        Setting(key: key, flag: flag, kind: .string, isSecret: secret, assign: { $0[keyPath: path] = $1.string }, current: { $0[keyPath: path] })
+    }
+
+    public static func integer<I: FixedWidthInteger & Sendable>(
+        _ key: String, flag: String, _ path: WritableKeyPath<GatewaySettings, I> & Sendable, in range: ClosedRange<Int>
+    ) -> Setting {
+        Setting(
+            key: key, flag: flag, kind: .integer(range), isSecret: false,
+            assign: { $0[keyPath: path] = I($1.integer) }, current: { "\($0[keyPath: path])" }
+        )
+    }
+
+    public static func optionalInteger<I: FixedWidthInteger & Sendable>(
+        _ key: String, flag: String, _ path: WritableKeyPath<GatewaySettings, I?> & Sendable, in range: ClosedRange<Int>
+    ) -> Setting {
+        Setting(
+            key: key, flag: flag, kind: .integer(range), isSecret: false,
+            assign: { $0[keyPath: path] = I($1.integer) }, current: { $0[keyPath: path].map { "\($0)" } }
+        )
+    }
+
+    /// On or off: `true`/`false` in the file, `1`/`0`, `true`/`false` or `yes`/`no` in the environment; a flag
+    /// without a value turns it on.
+    public static func boolean(_ key: String, flag: String, _ path: WritableKeyPath<GatewaySettings, Bool> & Sendable) -> Setting {
+        Setting(
+            key: key, flag: flag, kind: .boolean, isSecret: false,
+            assign: { settings, value in if case .boolean(let on) = value { settings[keyPath: path] = on } },
+            current: { "\($0[keyPath: path])" }
+        )
+    }
+
+    /// Strings: a JSON array (or one comma-separated string) in the file, comma-separated elsewhere.
+    public static func list(_ key: String, flag: String, _ path: WritableKeyPath<GatewaySettings, Set<String>?> & Sendable) -> Setting {
+        Setting(
+            key: key, flag: flag, kind: .list, isSecret: false,
+            assign: { settings, value in if case .list(let items) = value { settings[keyPath: path] = Set(items) } },
+            current: { $0[keyPath: path].map { $0.sorted().joined(separator: ",") } }
+        )
+    }
+
+    /// One of an enumeration's raw values.
+    public static func choice<T: RawRepresentable & CaseIterable & Sendable>(
+        _ key: String, flag: String, _ path: WritableKeyPath<GatewaySettings, T> & Sendable
+    ) -> Setting where T.RawValue == String {
+        Setting(
+            key: key, flag: flag, kind: .choice(T.allCases.map(\.rawValue)), isSecret: false,
+            assign: { settings, value in if let choice = T(rawValue: value.string) { settings[keyPath: path] = choice } },
+            current: { $0[keyPath: path].rawValue }
+        )
+    }
+}
+
+// MARK: - The gateway's settings
+
+extension Setting {
+    /// Every setting of the gateway, in the order they are shown at start. The one table of keys, flags and
+    /// environment variables.
+    public static let gateway: [Setting] = [
+        .string("host", flag: "--host", \.host),
+        .integer("port", flag: "--port", \.port, in: 0...65535),
+        .string("data_dir", flag: "--data-dir", \.dataDirectory),
+        .choice("log.level", flag: "--log-level", \.log.level),
+        .choice("log.format", flag: "--log-format", \.log.format),
+        .optionalInteger("metrics_port", flag: "--metrics-port", \.metrics.port, in: 0...65535),
+        .string("metrics_host", flag: "--metrics-host", \.metrics.host),
+        .optionalString("auth.firebase_project_id", flag: "--firebase-project-id", \.auth.projectID),
+        .string("auth.firebase_cert_url", flag: "--firebase-cert-url", \.auth.idTokenKeysURL),
+        .string("auth.firebase_session_cert_url", flag: "--firebase-session-cert-url", \.auth.sessionCookieKeysURL),
+        .integer("auth.leeway_seconds", flag: "--auth-leeway-seconds", \.auth.leewaySeconds, in: 0...300),
+        .list("auth.firebase_tenants", flag: "--firebase-tenants", \.auth.tenants),
+        .boolean("auth.firebase_check_revoked", flag: "--firebase-check-revoked", \.auth.checkRevoked),
+        .optionalString("auth.firebase_service_account", flag: "--firebase-service-account", \.auth.serviceAccountFile),
+        .string("auth.identity_toolkit_url", flag: "--identity-toolkit-url", \.auth.identityToolkitURL),
+    ]
+}

@@ -1,0 +1,124 @@
+import Logging
+import Metrics
+import RPCCore
+import Synchronization
+
+/// What the interceptors inside learn about a call for ``RPCObservationInterceptor`` to report: the caller's
+/// user id, known only after authentication, which runs inside.
+public final class RPCObservation: Sendable {
+    private let caller = Mutex<String?>(nil)
+
+    public init() {}
+
+    /// The authenticated caller's uid (the token's `sub`), nil for public methods and refused calls.
+    public var userID: String? {
+        get { caller.withLock { $0 } }
+        set { caller.withLock { $0 = newValue } }
+    }
+}
+
+/// The call's ``RPCObservation``, put into ``ServerContext/values`` by ``RPCObservationInterceptor``.
+public enum RPCObservationKey: ContextValueKey {
+    public typealias Value = RPCObservation
+}
+
+/// The outermost interceptor: one log line per RPC and the RPC metrics (``RPCServerMetrics``).
+///
+/// The line, at `info`: `rpc.method`, `rpc.grpc.status_code` (the code's name), `rpc.duration_ms`, `net.peer` and,
+/// when a token was verified, `user.id`. Never metadata values, so never a token. The status is the one the
+/// handler's outcome gives (as the transport maps it: an `RPCError`'s code, `CANCELLED` for a cancelled task,
+/// `DEADLINE_EXCEEDED` when that cancellation came from the deadline, `UNKNOWN` for any other error). Calls to
+/// methods that are not registered never reach interceptors, so they are not counted.
+public struct RPCObservationInterceptor: ServerInterceptor {
+    private let logger: Logger
+    private let metrics: RPCServerMetrics
+
+    public init(logger: Logger, metrics: RPCServerMetrics = RPCServerMetrics()) {
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    public func intercept(
+        _ stream: RPCServerStream,
+        context: ServerContext,
+        next: @Sendable (RPCServerStream, ServerContext) async throws -> Void
+    ) async throws {
+        let method = metrics.method(context.descriptor)
+        let observation = RPCObservation()
+        var context = context
+        context.values[RPCObservationKey.self] = observation
+        method.started.increment()
+        method.active.increment()
+        let start = ContinuousClock.now
+        var code = StatusCode.ok
+        defer {
+            let elapsed = ContinuousClock.now - start
+            method.active.decrement()
+            method.duration.record(duration: elapsed)
+            metrics.handled(context.descriptor, code: code).increment()
+            logger.info("rpc", metadata: Self.line(context: context, code: code, elapsed: elapsed, userID: observation.userID))
+        }
+        let counted = RPCServerStream(
+            inbound: stream.inbound.map { message in
+                method.requestMessages.increment()
+                method.requestBytes.increment(by: message.count)
+                return message
+            },
+            outbound: RPCWriter { message in
+                try await stream.outbound.write(message)
+                method.responseMessages.increment()
+                method.responseBytes.increment(by: message.count)
+            }
+        )
+        do {
+            try await next(counted, context)
+        } catch {
+            code = Self.statusCode(for: error, deadline: context.deadline)
+            throw error
+        }
+    }
+
+    /// The status a handler's error ends the call with, as the transports map it.
+    static func statusCode(for error: any Error, deadline: ContinuousClock.Instant?) -> StatusCode {
+        let code: StatusCode =
+            switch error {
+            case let error as RPCError: error.code
+            case is CancellationError: .cancelled
+            default: .unknown
+            }
+        if code == .cancelled, let deadline, ContinuousClock.now >= deadline {
+            return .deadlineExceeded
+        }
+        return code
+    }
+
+    static func line(context: ServerContext, code: StatusCode, elapsed: Duration, userID: String?) -> Logger.Metadata {
+        let (seconds, attoseconds) = elapsed.components
+        let milliseconds = (Double(seconds) * 1_000 + Double(attoseconds) / 1e15)
+        var metadata: Logger.Metadata = [
+            "rpc.method": "\(context.descriptor)",
+            "rpc.grpc.status_code": "\(code)",
+            "rpc.duration_ms": .stringConvertible((milliseconds * 1_000).rounded() / 1_000),
+            "net.peer": "\(context.peer)",
+        ]
+        if let userID { metadata["user.id"] = "\(userID)" }
+        return metadata
+    }
+}
+
+/// Placed right after ``AuthInterceptor``: copies the verified caller's uid into the call's ``RPCObservation``,
+/// so the outer ``RPCObservationInterceptor`` can log it although authentication runs inside it.
+public struct CallerObservationInterceptor: ServerInterceptor {
+    public init() {}
+
+    public func intercept(
+        _ stream: RPCServerStream,
+        context: ServerContext,
+        next: @Sendable (RPCServerStream, ServerContext) async throws -> Void
+    ) async throws {
+        if let observation = context.values[RPCObservationKey.self], let uid = context.principal?.uid {
+            observation.userID = uid
+        }
+        try await next(stream, context)
+    }
+}

@@ -1,0 +1,58 @@
+import GatewayApplication
+import Synchronization
+
+/// File records in process memory, behind one lock: the reference behaviour of `FileRepository`, for unit
+/// tests. Domain events go to `events` inside the same critical section.
+public final class MemoryFileStore: FileRepository {
+    public let events: MemoryEventStore
+
+    private let files = Mutex<[ULID: FileRecord]>([:])
+
+    public init(events: MemoryEventStore = MemoryEventStore()) {
+        self.events = events
+    }
+
+    /// Runs `change` under the lock; when it succeeds, appends `pending` before the lock is released, then
+    /// wakes subscribers.
+    private func change<T>(recording pending: [PendingEvent], _ change: (inout [ULID: FileRecord]) throws -> T) throws -> T {
+        let (result, last) = try files.withLock { files in
+            let result = try change(&files)
+            return (result, pending.isEmpty ? 0 : events.appendNow(pending).1)
+        }
+        events.appends.appended(through: last)
+        return result
+    }
+
+    public func create(_ file: FileRecord, recording pending: [PendingEvent]) async throws {
+        try change(recording: pending) { files in
+            guard files[file.id] == nil else { throw DomainError(.alreadyExists, "file \(file.id) already exists") }
+            files[file.id] = file
+        }
+    }
+
+    public func file(id: ULID) async throws -> FileRecord? {
+        files.withLock { $0[id] }
+    }
+
+    public func list(owner: String, after: ULID?, limit: Int) async throws -> [FileRecord] {
+        files.withLock { files in
+            Array(
+                files.values
+                    .filter { file in file.ownerID == owner && (after.map { file.id > $0 } ?? true) }
+                    .sorted { $0.id < $1.id }
+                    .prefix(max(0, limit))
+            )
+        }
+    }
+
+    public func delete(id: ULID, recording pending: [PendingEvent]) async throws -> (file: FileRecord, remainingReferences: Int) {
+        try change(recording: pending) { files in
+            guard let stored = files.removeValue(forKey: id) else { throw DomainError.notFound("file \(id)") }
+            return (stored, files.values.count { $0.key == stored.key })
+        }
+    }
+
+    public func references(to key: BlobKey) async throws -> Int {
+        files.withLock { files in files.values.count { $0.key == key } }
+    }
+}
