@@ -63,3 +63,16 @@ def run_gateway(binaries, data_dir, *extra):
             yield gateway
         finally:
             gateway.channel.close()
+
+
+def all_pages(fetch, limit=10_000):
+    """Every page of a paged listing, `fetch(page_token)` returning a response with `next_page_token`. A
+    listing that never ends fails the test instead of hanging it."""
+    token = ""
+    for _ in range(limit):
+        page = fetch(token)
+        yield page
+        token = page.next_page_token
+        if not token:
+            return
+    raise AssertionError(f"the listing did not end within {limit} pages")

@@ -11,7 +11,7 @@ import time
 import grpc
 import pytest
 
-from gateway_fixtures import run_gateway
+from gateway_fixtures import all_pages, run_gateway
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +20,14 @@ def stubs(pb2):
     from gateway.file.v1 import file_service_pb2 as fm, file_service_pb2_grpc as fs
     from gateway.user.v1 import user_service_pb2 as um, user_service_pb2_grpc as us
     return {"events": (em, es.EventServiceStub), "files": (fm, fs.FileServiceStub), "users": (um, us.UserServiceStub)}
+
+
+def wait_until(condition, timeout=60):
+    """Polls `condition`; a test that would wait forever fails instead."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.005)
 
 
 def kill_hard(gateway):
@@ -51,20 +59,14 @@ def test_acknowledged_events_survive_kill_9(binaries, tmp_path, stubs):
 
         publisher = threading.Thread(target=publish)
         publisher.start()
-        while len(acknowledged) < 400:
-            time.sleep(0.005)
+        wait_until(lambda: len(acknowledged) >= 400 or not publisher.is_alive())
         kill_hard(gateway)
         publisher.join()
     assert 400 <= len(acknowledged) < 1000, "the kill did not land in the middle"
     with run_gateway(binaries, tmp_path) as gateway:
         admin = gateway.tokens.metadata("uid-root", admin=True)
-        stored, token = {}, ""
-        while True:
-            page = Stub(gateway.channel).ListEvents(m.ListEventsRequest(page_size=1000, page_token=token), metadata=admin, timeout=10)
-            stored.update((e.id, e.sequence) for e in page.events)
-            token = page.next_page_token
-            if not token:
-                break
+        stored = {e.id: e.sequence for page in all_pages(lambda token: Stub(gateway.channel).ListEvents(
+            m.ListEventsRequest(page_size=1000, page_token=token), metadata=admin, timeout=10)) for e in page.events}
     assert all(stored.get(event_id) == sequence for event_id, sequence in acknowledged)
     assert sorted(stored.values()) == list(range(1, len(stored) + 1)), "sequence numbers have gaps"
     assert integrity_ok(tmp_path)
@@ -130,8 +132,7 @@ def test_acknowledged_user_updates_survive_kill_9(binaries, tmp_path, stubs):
 
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
             futures = [pool.submit(update, u) for u in made]
-            while sum(acknowledged.values()) < 300:
-                time.sleep(0.005)
+            wait_until(lambda: sum(acknowledged.values()) >= 300 or all(f.done() for f in futures))
             kill_hard(gateway)
             stop.set()
             for f in futures:

@@ -6,7 +6,7 @@ import time
 import grpc
 import pytest
 
-from gateway_fixtures import run_gateway
+from gateway_fixtures import all_pages, run_gateway
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +96,9 @@ def test_list_events_pages_in_order_with_filters(gateway, api):
     md = gateway.tokens.metadata("uid-lister")
     published = events.PublishEvents(m.PublishEventsRequest(events=[new_event(api, i, type="Paged") for i in range(50)]),
                                      metadata=md, timeout=10).results
-    seen, token = [], ""
-    while True:
-        page = events.ListEvents(m.ListEventsRequest(filter=m.EventFilter(types=["Paged"], aggregate_ids=["order-3"]),
-                                                     page_size=3, page_token=token), metadata=md, timeout=10)
-        seen += page.events
-        token = page.next_page_token
-        if not token:
-            break
+    seen = [e for page in all_pages(lambda token: events.ListEvents(
+        m.ListEventsRequest(filter=m.EventFilter(types=["Paged"], aggregate_ids=["order-3"]), page_size=3, page_token=token),
+        metadata=md, timeout=10)) for e in page.events]
     expected = [r.sequence for i, r in enumerate(published) if i % 7 == 3]
     assert [e.sequence for e in seen] == expected
     assert all(e.payload.startswith(b"payload ") and e.attributes["n"] for e in seen)

@@ -10,7 +10,7 @@ import time
 import grpc
 import pytest
 
-from gateway_fixtures import run_gateway
+from gateway_fixtures import all_pages, run_gateway
 
 CHUNK = 64 * 1024
 
@@ -155,13 +155,8 @@ def test_list_files_pages_the_callers_files(gateway, api):
     m, files = api[0], files_stub(gateway, api)
     md = gateway.tokens.metadata("uid-lister")
     made = [upload(gateway, api, md, f"file {i}".encode(), filename=f"f{i}.txt").id for i in range(7)]
-    seen, token = [], ""
-    while True:
-        page = files.ListFiles(m.ListFilesRequest(page_size=3, page_token=token), metadata=md, timeout=10)
-        seen += [f.id for f in page.files]
-        token = page.next_page_token
-        if not token:
-            break
+    seen = [f.id for page in all_pages(lambda token: files.ListFiles(
+        m.ListFilesRequest(page_size=3, page_token=token), metadata=md, timeout=10)) for f in page.files]
     assert seen == made
 
 

@@ -8,7 +8,7 @@ import threading
 import grpc
 import pytest
 
-from gateway_fixtures import run_gateway
+from gateway_fixtures import all_pages, run_gateway
 
 
 @pytest.fixture(scope="module")
@@ -211,13 +211,8 @@ def test_session_lifecycle(gateway, api):
     assert all(s.user_id == user.id and s.expires_at.seconds - s.created_at.seconds == 3600 for s in made)
     revoked = users.RevokeSession(m.RevokeSessionRequest(id=made[0].id), metadata=md, timeout=10)
     assert revoked.revoked
-    listed, token = [], ""
-    while True:
-        page = users.ListSessions(m.ListSessionsRequest(page_size=2, page_token=token), metadata=md, timeout=10)
-        listed += page.sessions
-        token = page.next_page_token
-        if not token:
-            break
+    listed = [s for page in all_pages(lambda token: users.ListSessions(
+        m.ListSessionsRequest(page_size=2, page_token=token), metadata=md, timeout=10)) for s in page.sessions]
     assert [s.id for s in listed] == [s.id for s in made[1:]]
     everything = users.ListSessions(m.ListSessionsRequest(include_revoked=True), metadata=md, timeout=10).sessions
     assert len(everything) == 5 and everything[0].revoked
@@ -254,15 +249,12 @@ def test_listing_2500_users_returns_each_once_while_users_come_and_go(gateway, a
 
     churner = threading.Thread(target=churn)
     churner.start()
-    seen, token, pages = [], "", 0
+    seen, pages = [], 0
     try:
-        while True:
-            page = users.ListUsers(m.ListUsersRequest(page_size=100, page_token=token), metadata=admin, timeout=30)
+        for page in all_pages(lambda token: users.ListUsers(m.ListUsersRequest(page_size=100, page_token=token),
+                                                            metadata=admin, timeout=30)):
             seen += [u.id for u in page.users]
             pages += 1
-            token = page.next_page_token
-            if not token:
-                break
     finally:
         stop.set()
         churner.join()
