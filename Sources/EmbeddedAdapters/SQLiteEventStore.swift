@@ -104,7 +104,7 @@ public final class SQLiteEventStore: EventStore {
             event = try NewEvent(
                 type: try row.text(2), aggregateID: try row.text(3), payload: try row.blob(4), contentType: try row.text(5),
                 attributes: try AttributeCoding.decode(try row.blob(6)),
-                idempotencyKey: row.isNull(7) ? nil : try row.text(7)
+                idempotencyKey: row.isNull(7) ? nil : try row.text(7), reservedTypeAllowed: true
             )
         } catch let error as DomainError {
             throw StorageError(.invalidRecord, "event \(id) fails validation: \(error.message)")

@@ -6,6 +6,9 @@ public enum DomainEvent: Sendable, Hashable {
     case fileUploaded(FileRecord, deduplicated: Bool)
     case fileDeleted(FileRecord)
 
+    /// The types the gateway records itself; publishers may not use them, so a consumer can trust them.
+    public static let reservedTypes: Set<String> = ["UserCreated", "UserUpdated", "UserDeleted", "FileUploaded", "FileDeleted"]
+
     /// The event type in the log.
     public var type: String {
         switch self {

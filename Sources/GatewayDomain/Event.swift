@@ -12,12 +12,17 @@ public struct NewEvent: Sendable, Hashable {
     public static let maximumPayloadBytes = 1 << 20
     public static let maximumAttributes = 64
 
-    /// Validates every field; `field` prefixes the names in errors (e.g. `events[3].`).
+    /// Validates every field; `field` prefixes the names in errors (e.g. `events[3].`). Publishers may not use
+    /// the gateway's own domain event types (`DomainEvent.reservedTypes`), so consumers can trust those;
+    /// only the gateway passes `reservedTypeAllowed`.
     public init(
         type: String, aggregateID: String, payload: [UInt8], contentType: String = "", attributes: [String: String] = [:],
-        idempotencyKey: String? = nil, field prefix: String = "event."
+        idempotencyKey: String? = nil, field prefix: String = "event.", reservedTypeAllowed: Bool = false
     ) throws(DomainError) {
         try Self.check(type, 1...128, prefix + "type", allowed: Self.isNameByte)
+        guard reservedTypeAllowed || !DomainEvent.reservedTypes.contains(type) else {
+            throw .invalid(prefix + "type", "\"\(type)\" is reserved for the gateway's own domain events")
+        }
         try Self.check(aggregateID, 0...256, prefix + "aggregate_id")
         guard payload.count <= Self.maximumPayloadBytes else {
             throw .invalid(prefix + "payload", "is larger than \(Self.maximumPayloadBytes) bytes")

@@ -20,10 +20,12 @@ public enum Digest {
     public static func hmacSHA256(key: [UInt8], message: UnsafeRawBufferPointer) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        _ = key.withUnsafeBytes { k in
+        let result = key.withUnsafeBytes { k in
             HMAC(sha256Algorithm, k.baseAddress, Int32(k.count), message.baseAddress?.assumingMemoryBound(to: UInt8.self),
                  message.count, &out, &length)
         }
+        // A failed HMAC would leave 32 zero bytes that every "signature" of zeros matches: never return it.
+        precondition(result != nil && length == 32, "HMAC-SHA-256 failed (out of memory)")
         return out
     }
 

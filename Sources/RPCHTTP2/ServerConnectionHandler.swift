@@ -35,6 +35,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         case goAwaySent
     }
 
+    /// Bytes a plain HTTP response may queue ahead of the peer's window.
+    static let plainSendBufferSize = 128 * 1024
+
     /// The PING that follows the shutdown notice (any fixed value: we only match it in its ACK).
     private static let shutdownPingData: UInt64 = 0x6772_7063_6279_6521
 
@@ -392,7 +395,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let id = rpc.id
         rpc.phase = .running
         rpc.isPlainHTTP = true
-        let gate = OutboundGate(highWater: configuration.streamSendBufferSize, lowWater: configuration.streamSendBufferSize / 4)
+        // Small on purpose: plain requests need no token, so a peer that never reads must pin little memory.
+        let gate = OutboundGate(highWater: Self.plainSendBufferSize, lowWater: Self.plainSendBufferSize / 4)
         rpc.gate = gate
         let request = PlainHTTPRequest(
             method: method, path: rpc.headerFields.first { $0.name == ":path" }?.value ?? "",

@@ -8,7 +8,8 @@ import Testing
             id: ULID(milliseconds: Fixture.epoch + UInt64(n), randomHigh: 0xE7, randomLow: UInt64(n)),
             event: try NewEvent(
                 type: type, aggregateID: aggregate ?? "agg-\(n % 3)", payload: Array("payload \(n)".utf8), contentType: "text/plain",
-                attributes: n % 2 == 0 ? ["n": "\(n)", "parity": "even", "empty": ""] : [:], idempotencyKey: key
+                attributes: n % 2 == 0 ? ["n": "\(n)", "parity": "even", "empty": ""] : [:], idempotencyKey: key,
+                reservedTypeAllowed: true
             ),
             publisher: publisher, recordedAt: Fixture.time(n)
         )

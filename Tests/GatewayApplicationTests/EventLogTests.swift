@@ -28,6 +28,15 @@ private let admin = Principal(uid: "root", isAdmin: true, expiresAt: 1_900_000_0
         #expect(!bobs[0].duplicate && bobs[0].event.sequence == 3)
     }
 
+    @Test func publishersCannotUseTheGatewaysOwnEventTypes() {
+        for type in DomainEvent.reservedTypes {
+            #expect(throws: DomainError.invalid("events[2].type", "\"\(type)\" is reserved for the gateway's own domain events")) {
+                try NewEvent(type: type, aggregateID: "u1", payload: [], field: "events[2].")
+            }
+        }
+        #expect(throws: Never.self) { try NewEvent(type: "UserCreated", aggregateID: "u1", payload: [], reservedTypeAllowed: true) }
+    }
+
     @Test func validationNamesTheField() {
         #expect(throws: DomainError.invalid("event.type", "is required")) { try NewEvent(type: "", aggregateID: "", payload: []) }
         #expect(throws: DomainError.self) { try NewEvent(type: "a b", aggregateID: "", payload: []) }

@@ -19,6 +19,6 @@ struct TextDomainEvents: DomainEventEncoder {
         case .fileUploaded(let file, let deduplicated): "\(file.key) \(deduplicated ? "deduplicated" : "new")"
         case .fileDeleted(let file): file.key.value
         }
-        return try NewEvent(type: event.type, aggregateID: event.aggregateID, payload: Array(detail.utf8))
+        return try NewEvent(type: event.type, aggregateID: event.aggregateID, payload: Array(detail.utf8), reservedTypeAllowed: true)
     }
 }

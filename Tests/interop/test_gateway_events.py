@@ -57,6 +57,7 @@ def test_idempotency_key_returns_the_first_event(gateway, api):
 @pytest.mark.parametrize("event, field", [
     ({"type": ""}, "event.type"),
     ({"type": "bad type"}, "event.type"),
+    ({"type": "UserDeleted", "aggregate_id": "someone-else"}, "event.type"),
     ({"type": "T", "payload": b"x" * ((1 << 20) + 1)}, "event.payload"),
     ({"type": "T", "attributes": {f"k{i}": "v" for i in range(65)}}, "event.attributes"),
 ])

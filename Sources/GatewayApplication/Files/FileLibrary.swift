@@ -77,8 +77,14 @@ public struct FileLibrary: Sendable {
                 do {
                     try await files.create(file, recording: [try event(.fileUploaded(file, deduplicated: !written))])
                 } catch {
-                    // A blob this upload wrote that nothing references would stay forever.
-                    if written, try await files.references(to: key) == 0 { try await blobs.delete(key) }
+                    // A blob this upload wrote that nothing references would stay forever. The cleanup runs in a
+                    // task of its own: when the call was cancelled, this task's storage calls would be skipped.
+                    if written {
+                        let (files, blobs) = (files, blobs)
+                        try? await Task {
+                            if try await files.references(to: key) == 0 { try await blobs.delete(key) }
+                        }.value
+                    }
                     throw error
                 }
                 return (file, !written)

@@ -19,16 +19,27 @@ struct SecretKeyFile {
         }
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         let key = try Digest.randomBytes(32)
-        // Temporary file (0600 from the start), fsync, rename: a crash leaves either no key or the whole key.
-        let temporary = file.path + ".tmp"
+        // A temporary file (0600 from the start), fsync, then link() to the final name and fsync the folder: a
+        // crash leaves no key or the whole key, and of two processes starting at once the second one to link
+        // finds the first one's key (EEXIST) and uses it.
+        let temporary = file.path + ".\(getpid()).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard fd >= 0 else { throw SecretKeyFileError(file: file, problem: "cannot be created (errno \(errno))") }
         let written = key.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd) == 0
         close(fd)
-        guard written == key.count, synced, rename(temporary, file.path) == 0 else {
-            unlink(temporary)
+        defer { unlink(temporary) }
+        guard written == key.count, synced else {
             throw SecretKeyFileError(file: file, problem: "cannot be written (errno \(errno))")
+        }
+        if link(temporary, file.path) != 0 {
+            guard errno == EEXIST else { throw SecretKeyFileError(file: file, problem: "cannot be written (errno \(errno))") }
+            return try loadOrCreate(at: file)
+        }
+        let directory = open(file.deletingLastPathComponent().path, O_RDONLY)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
         }
         return SecretKeyFile(masterKey: key)
     }

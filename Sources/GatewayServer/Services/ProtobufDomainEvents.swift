@@ -43,7 +43,7 @@ public struct ProtobufDomainEvents: DomainEventEncoder {
         }
         return try NewEvent(
             type: event.type, aggregateID: event.aggregateID, payload: payload,
-            contentType: "application/x-protobuf; messageType=\(name)"
+            contentType: "application/x-protobuf; messageType=\(name)", reservedTypeAllowed: true
         )
     }
 }
