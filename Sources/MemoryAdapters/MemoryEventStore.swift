@@ -19,8 +19,21 @@ public final class MemoryEventStore: EventStore {
         return appended
     }
 
-    /// Appends under the store's lock; `MemoryUserStore` calls this inside its own critical section so a
-    /// change and its domain events land together. The caller signals `appends` afterwards.
+    /// Runs `change` inside `lock`'s critical section and, when it succeeds, appends `pending` before the lock
+    /// is released, so a change and its domain events land together; then wakes subscribers. The memory user
+    /// and file stores make every change through this.
+    func commit<State: Sendable, T: Sendable>(
+        _ pending: [PendingEvent], in lock: borrowing Mutex<State>, _ change: (inout State) throws -> T
+    ) throws -> T {
+        let (result, last) = try lock.withLock { state in
+            let result = try change(&state)
+            return (result, pending.isEmpty ? 0 : appendNow(pending).1)
+        }
+        appends.appended(through: last)
+        return result
+    }
+
+    /// Appends under the store's lock; the caller signals `appends` afterwards.
     func appendNow(_ events: [PendingEvent]) -> ([AppendedEvent], Int64) {
         state.withLock { state in
             var results: [AppendedEvent] = []

@@ -12,15 +12,8 @@ public final class MemoryFileStore: FileRepository {
         self.events = events
     }
 
-    /// Runs `change` under the lock; when it succeeds, appends `pending` before the lock is released, then
-    /// wakes subscribers.
-    private func change<T>(recording pending: [PendingEvent], _ change: (inout [ULID: FileRecord]) throws -> T) throws -> T {
-        let (result, last) = try files.withLock { files in
-            let result = try change(&files)
-            return (result, pending.isEmpty ? 0 : events.appendNow(pending).1)
-        }
-        events.appends.appended(through: last)
-        return result
+    private func change<T: Sendable>(recording pending: [PendingEvent], _ change: (inout [ULID: FileRecord]) throws -> T) throws -> T {
+        try events.commit(pending, in: files, change)
     }
 
     public func create(_ file: FileRecord, recording pending: [PendingEvent]) async throws {

@@ -20,15 +20,8 @@ public final class MemoryUserStore: UserRepository, SessionRepository {
         self.events = events
     }
 
-    /// Runs `change` under the lock; when it succeeds, appends `pending` before the lock is released, then
-    /// wakes subscribers.
-    private func change<T>(recording pending: [PendingEvent], _ change: (inout State) throws -> T) throws -> T {
-        let (result, last) = try state.withLock { state in
-            let result = try change(&state)
-            return (result, pending.isEmpty ? 0 : events.appendNow(pending).1)
-        }
-        events.appends.appended(through: last)
-        return result
+    private func change<T: Sendable>(recording pending: [PendingEvent], _ change: (inout State) throws -> T) throws -> T {
+        try events.commit(pending, in: state, change)
     }
 
     // MARK: UserRepository
