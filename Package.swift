@@ -99,8 +99,14 @@ let package = Package(
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 ]
             ),
-            // The HTTPClient port over libcurl.
-            .target(name: "CurlHTTP", dependencies: ["CCurl", "GatewayApplication", .product(name: "NIOPosix", package: "swift-nio")]),
+            // The HTTPClient port over libcurl's multi interface.
+            .target(name: "CurlHTTP", dependencies: ["CCurl", "GatewayApplication"]),
+            // The AWS backend: SigV4, credentials, retries, and the DynamoDB, S3 and SNS adapters, over the
+            // HTTPClient port (libcurl in production). No AWS SDK: the wire protocols are spoken directly.
+            .target(
+                name: "AWSAdapters",
+                dependencies: ["GatewayApplication", "OpenSSLCrypto", "ProtoRuntime", .product(name: "Logging", package: "swift-log")]
+            ),
 
             // grpc.health.v1 and server reflection (v1 and v1alpha), for any server.
             .target(name: "StandardServices", dependencies: ["RPCCore", "StandardProtos", "ProtoRuntime"]),
@@ -174,6 +180,10 @@ let package = Package(
             // One contract suite per port, run against every adapter.
             .testTarget(name: "AdapterContractTests", dependencies: ["GatewayApplication", "MemoryAdapters", "EmbeddedAdapters", "OpenSSLCrypto"]),
             .testTarget(name: "ProtoCodegenTests", dependencies: ["ProtoCodegen"]),
+            .testTarget(
+                name: "AWSAdapterTests",
+                dependencies: ["AWSAdapters", "CurlHTTP", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
+            ),
             .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
             .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "CurlHTTP", .product(name: "NIOPosix", package: "swift-nio"), "GatewayApplication", "MemoryAdapters", "GatewayProtos", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]),
             .testTarget(name: "FirebaseAuthTests", dependencies: ["FirebaseAuth", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"]),

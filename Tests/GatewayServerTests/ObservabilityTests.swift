@@ -270,18 +270,14 @@ struct ObservabilityTests {
         defer { service.cancel() }
         let port = try #require(try await endpoint.listeningAddress.port)
 
-        // Fetched with our libcurl client (Foundation's URLSession leaks inside libcurl under LeakSanitizer), on
-        // a pool of its own: NIO's perpetual singleton pool would look like a leak too.
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        let http = CurlHTTPClient(pool: pool)
+        // Fetched with our libcurl client (Foundation's URLSession leaks inside libcurl under LeakSanitizer).
+        let http = CurlHTTPClient()
         let metrics = try await http.send(HTTPRequest(url: "http://127.0.0.1:\(port)/metrics"))
         #expect(metrics.status == 200)
         #expect(metrics.header("content-type") == "text/plain; version=0.0.4; charset=utf-8")
         #expect(String(decoding: metrics.body, as: UTF8.self).contains(#"probe_total{kind="test"} 2"#))
         #expect(try await http.send(HTTPRequest(url: "http://127.0.0.1:\(port)/other")).status == 404)
         #expect(try await http.send(HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/metrics")).status == 405)
-        try await pool.shutdownGracefully()
 
         service.cancel()
         try await service.value
