@@ -105,7 +105,10 @@ let package = Package(
             // HTTPClient port (libcurl in production). No AWS SDK: the wire protocols are spoken directly.
             .target(
                 name: "AWSAdapters",
-                dependencies: ["GatewayApplication", "OpenSSLCrypto", "ProtoRuntime", .product(name: "Logging", package: "swift-log")]
+                dependencies: [
+                    "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime", .product(name: "Logging", package: "swift-log"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                ]
             ),
 
             // grpc.health.v1 and server reflection (v1 and v1alpha), for any server.
@@ -177,12 +180,20 @@ let package = Package(
                 resources: [.copy("FuzzCorpus")]
             ),
             .testTarget(name: "GatewayApplicationTests", dependencies: ["GatewayApplication", "MemoryAdapters"]),
+            // Starts the moto server (Tests/aws/moto_peer.py), the AWS stand-in of the tests that need one.
+            .target(name: "MotoSupport", dependencies: ["CurlHTTP", "GatewayApplication"], path: "Tests/MotoSupport"),
             // One contract suite per port, run against every adapter.
-            .testTarget(name: "AdapterContractTests", dependencies: ["GatewayApplication", "MemoryAdapters", "EmbeddedAdapters", "OpenSSLCrypto"]),
+            .testTarget(
+                name: "AdapterContractTests",
+                dependencies: [
+                    "GatewayApplication", "MemoryAdapters", "EmbeddedAdapters", "AWSAdapters", "CurlHTTP", "MotoSupport", "OpenSSLCrypto",
+                    .product(name: "Logging", package: "swift-log"),
+                ]
+            ),
             .testTarget(name: "ProtoCodegenTests", dependencies: ["ProtoCodegen"]),
             .testTarget(
                 name: "AWSAdapterTests",
-                dependencies: ["AWSAdapters", "CurlHTTP", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
+                dependencies: ["AWSAdapters", "CurlHTTP", "MotoSupport", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
             ),
             .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
             .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "CurlHTTP", .product(name: "NIOPosix", package: "swift-nio"), "GatewayApplication", "MemoryAdapters", "GatewayProtos", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]),

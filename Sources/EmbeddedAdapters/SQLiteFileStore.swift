@@ -8,6 +8,8 @@ public final class SQLiteFileStore: FileRepository {
     public let database: SQLiteDatabase
     /// The event log in the same database: a change's domain events are appended in its transaction.
     public let events: SQLiteEventStore
+    /// Holds of uploads in this process (one process owns the database file).
+    private let holds = BlobHolds()
 
     init(database: SQLiteDatabase, events: SQLiteEventStore) {
         self.database = database
@@ -63,10 +65,26 @@ public final class SQLiteFileStore: FileRepository {
             return (stored, remaining, try SQLiteEventStore.append(pending, in: db).1)
         }
         events.appends.appended(through: last)
-        return (stored, remaining)
+        return (stored, remaining + holds.holds(on: stored.key))
     }
 
     public func references(to key: BlobKey) async throws -> Int {
+        try await records(of: key) + holds.holds(on: key)
+    }
+
+    public func pin(_ key: BlobKey) async throws {
+        await holds.pin(key)
+    }
+
+    public func unpin(_ key: BlobKey) async throws -> Int {
+        holds.unpin(key) + (try await records(of: key))
+    }
+
+    public func deleteBlob(_ key: BlobKey, using delete: @Sendable () async throws -> Void) async throws -> Bool {
+        try await holds.deleteBlob(key, records: { try await records(of: key) }, delete: delete)
+    }
+
+    private func records(of key: BlobKey) async throws -> Int {
         try await database.read { db in try Self.references(to: key, in: db) }
     }
 }

@@ -7,7 +7,7 @@ public struct SQLiteRecords: Sendable {
     public let events: SQLiteEventStore
 
     /// Every schema change, in order. Append only: a released migration is never edited.
-    static let migrations = SQLiteUserStore.migrations + [SQLiteEventStore.migration, SQLiteFileStore.migration]
+    static let migrations = SQLiteUserStore.migrations + [SQLiteEventStore.migration, SQLiteFileStore.migration, SQLiteOutboxCursors.migration]
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     public static func open(path: String, configuration: SQLiteDatabase.Configuration = .defaults) async throws -> SQLiteRecords {

@@ -7,6 +7,7 @@ public final class MemoryFileStore: FileRepository {
     public let events: MemoryEventStore
 
     private let files = Mutex<[ULID: FileRecord]>([:])
+    private let holds = BlobHolds()
 
     public init(events: MemoryEventStore = MemoryEventStore()) {
         self.events = events
@@ -41,11 +42,27 @@ public final class MemoryFileStore: FileRepository {
     public func delete(id: ULID, recording pending: [PendingEvent]) async throws -> (file: FileRecord, remainingReferences: Int) {
         try change(recording: pending) { files in
             guard let stored = files.removeValue(forKey: id) else { throw DomainError.notFound("file \(id)") }
-            return (stored, files.values.count { $0.key == stored.key })
+            return (stored, files.values.count { $0.key == stored.key } + holds.holds(on: stored.key))
         }
     }
 
     public func references(to key: BlobKey) async throws -> Int {
+        records(of: key) + holds.holds(on: key)
+    }
+
+    public func pin(_ key: BlobKey) async throws {
+        await holds.pin(key)
+    }
+
+    public func unpin(_ key: BlobKey) async throws -> Int {
+        holds.unpin(key) + records(of: key)
+    }
+
+    public func deleteBlob(_ key: BlobKey, using delete: @Sendable () async throws -> Void) async throws -> Bool {
+        try await holds.deleteBlob(key, records: { records(of: key) }, delete: delete)
+    }
+
+    private func records(of key: BlobKey) -> Int {
         files.withLock { files in files.values.count { $0.key == key } }
     }
 }

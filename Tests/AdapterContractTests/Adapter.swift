@@ -1,5 +1,9 @@
+import AWSAdapters
+import CurlHTTP
 import EmbeddedAdapters
 import Foundation
+import Logging
+import MotoSupport
 import GatewayApplication
 import MemoryAdapters
 import Testing
@@ -18,6 +22,8 @@ extension UserRepository {
 enum Adapter: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case memory
     case sqlite
+    /// DynamoDB, on moto.
+    case dynamodb
 
     var testDescription: String { rawValue }
 
@@ -43,6 +49,10 @@ enum Adapter: String, CaseIterable, Sendable, CustomTestStringConvertible {
                 }
                 try await store.close()
             }
+        case .dynamodb:
+            let backend = try await AWSTestBackend.make()
+            defer { backend.close() }
+            try await body(backend.users, backend.events)
         }
     }
 
@@ -63,7 +73,58 @@ enum Adapter: String, CaseIterable, Sendable, CustomTestStringConvertible {
                 }
                 try await records.close()
             }
+        case .dynamodb:
+            let backend = try await AWSTestBackend.make()
+            defer { backend.close() }
+            try await body(backend.files, backend.events)
         }
+    }
+}
+
+extension Adapter {
+    /// Runs `body` with new, empty outbox cursors and the clock their leases are measured by.
+    func withOutbox(_ body: (any OutboxCursors, FakeWallClock) async throws -> Void) async throws {
+        let clock = FakeWallClock(UnixTime(seconds: 1_750_000_000))
+        switch self {
+        case .memory:
+            try await body(MemoryOutboxCursors(clock: clock), clock)
+        case .sqlite:
+            try await withTemporaryDirectory { directory in
+                let records = try await SQLiteRecords.open(path: "\(directory)/gateway.sqlite")
+                do {
+                    try await body(SQLiteOutboxCursors(database: records.database, clock: clock), clock)
+                } catch {
+                    try? await records.close()
+                    throw error
+                }
+                try await records.close()
+            }
+        case .dynamodb:
+            let backend = try await AWSTestBackend.make(clock: clock)
+            defer { backend.close() }
+            try await body(backend.outboxCursors, clock)
+        }
+    }
+}
+
+/// The AWS backend on the test process's moto server, in a table (and bucket) of its own, migrated.
+enum AWSTestBackend {
+    static let http = CurlHTTPClient()
+    static let credentials = StaticCredentialProvider(AWSCredentials(accessKeyID: "test", secretAccessKey: "test", source: "test"))
+
+    static func make(bucket: Bool = false, clock: any WallClock = FakeWallClock(UnixTime(seconds: 1_750_000_000))) async throws -> AWSBackend {
+        let moto = try await MotoServer.start()
+        var settings = AWSBackend.Settings()
+        settings.endpointURL = moto.endpoint
+        settings.table = MotoServer.uniqueName("contract")
+        if bucket { settings.bucket = MotoServer.uniqueName("blobs") }
+        settings.spoolDirectory = FileManager.default.temporaryDirectory.path
+        let backend = AWSBackend(
+            settings: settings, credentials: credentials, http: http, clock: clock,
+            logger: Logger(label: "contract-tests")
+        )
+        _ = try await backend.migrate()
+        return backend
     }
 }
 

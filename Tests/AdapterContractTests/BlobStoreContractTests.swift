@@ -9,6 +9,8 @@ import Testing
 enum BlobStoreAdapter: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case memory
     case local
+    /// S3, on moto.
+    case s3
 
     var testDescription: String { rawValue }
 
@@ -29,6 +31,11 @@ enum BlobStoreAdapter: String, CaseIterable, Sendable, CustomTestStringConvertib
                 }
                 try await store.close()
             }
+        case .s3:
+            let backend = try await AWSTestBackend.make(bucket: true)
+            defer { backend.close() }
+            // Uploads are spooled to unnamed files: there is never a temporary file to see.
+            try await body(backend.blobs!, { [] })
         }
     }
 }

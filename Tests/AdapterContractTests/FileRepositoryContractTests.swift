@@ -1,5 +1,6 @@
 import EmbeddedAdapters
 import GatewayApplication
+import Synchronization
 import Testing
 
 /// The `FileRepository` contract, run against every adapter.
@@ -177,6 +178,65 @@ struct FileRepositoryContractTests {
             #expect(await woke)
         }
     }
+
+    @Test(arguments: Adapter.allCases)
+    func pinsCountAsReferencesAndHoldOffDeletion(_ adapter: Adapter) async throws {
+        try await adapter.withFileStores { files, _ in
+            let key = Fixture.blobKey(1)
+            let deletions = Mutex(0)
+            try await files.pin(key)
+            try await files.pin(key)
+            #expect(try await files.references(to: key) == 2)
+            #expect(try await files.deleteBlob(key) { deletions.withLock { $0 += 1 } } == false, "held")
+            #expect(try await files.unpin(key) == 1)
+            try await files.create(Fixture.file(1, key: key))
+            #expect(try await files.unpin(key) == 1, "the record still references it")
+            #expect(try await files.deleteBlob(key) { deletions.withLock { $0 += 1 } } == false, "referenced")
+            let removed = try await files.delete(id: Fixture.fileID(1))
+            #expect(removed.remainingReferences == 0)
+            #expect(try await files.deleteBlob(key) { deletions.withLock { $0 += 1 } })
+            #expect(deletions.withLock { $0 } == 1)
+            // The same bytes come back afterwards.
+            try await files.pin(key)
+            #expect(try await files.references(to: key) == 1)
+        }
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func aPinWaitsForADeletionUnderWay(_ adapter: Adapter) async throws {
+        try await adapter.withFileStores { files, _ in
+            let key = Fixture.blobKey(1)
+            let steps = Steps()
+            let (started, startedSignal) = AsyncStream.makeStream(of: Void.self)
+            let (release, releaseSignal) = AsyncStream.makeStream(of: Void.self)
+            let deletion = Task {
+                try await files.deleteBlob(key) {
+                    startedSignal.yield()
+                    for await _ in release { break }
+                    steps.append("deleted")
+                }
+            }
+            for await _ in started { break }
+            let pin = Task {
+                try await files.pin(key)
+                steps.append("pinned")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(steps.list.isEmpty, "the pin waits while the deletion runs")
+            releaseSignal.yield()
+            #expect(try await deletion.value)
+            try await pin.value
+            #expect(steps.list == ["deleted", "pinned"])
+            #expect(try await files.references(to: key) == 1)
+        }
+    }
+}
+
+/// What happened, in order, across tasks.
+final class Steps: Sendable {
+    private let steps = Mutex<[String]>([])
+    var list: [String] { steps.withLock { $0 } }
+    func append(_ step: String) { steps.withLock { $0.append(step) } }
 }
 
 /// What only the SQLite adapter does with file records: refuse a stored record it cannot trust.

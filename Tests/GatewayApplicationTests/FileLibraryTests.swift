@@ -134,8 +134,12 @@ private let admin = Principal(uid: "root", isAdmin: true, expiresAt: 1_900_000_0
     @Test func downloadLinksExpireAndRefuseAlterations() async throws {
         let f = Fixture()
         let (file, _) = try await f.upload([9, 8, 7], as: alice)
-        let (path, expiresAt) = try await f.library.downloadLink(id: file.id.description, ttlSeconds: 60, caller: alice)
+        let (link, expiresAt) = try await f.library.downloadLink(id: file.id.description, ttlSeconds: 60, caller: alice)
         #expect(expiresAt == f.clock.now().adding(seconds: 60))
+        guard case .gatewayPath(let path) = link else {
+            Issue.record("the memory blob store has no URLs of its own: the gateway signs the link")
+            return
+        }
         let query = path.split(separator: "?")[1].split(separator: "&").map { $0.split(separator: "=").map(String.init) }
         let expires = query[0][1]
         let signature = query[1][1]

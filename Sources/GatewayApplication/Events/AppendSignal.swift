@@ -25,6 +25,12 @@ public final class AppendSignal: Sendable {
         for continuation in woken { continuation.resume() }
     }
 
+    /// Whether anyone waits: a store that learns of appends by polling a shared log polls only then.
+    public var hasWaiters: Bool { state.withLock { !$0.waiters.isEmpty } }
+
+    /// The highest sequence number signalled so far.
+    public var lastSignalled: Int64 { state.withLock { $0.last } }
+
     /// Returns once something above `sequence` has been appended, `timeout` has passed, or the task is
     /// cancelled; says which (true: appended).
     @discardableResult

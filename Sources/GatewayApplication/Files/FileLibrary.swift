@@ -21,7 +21,6 @@ public struct FileLibrary: Sendable {
     private let linkSigner: any MessageSigner
     private let domainEvents: any DomainEventEncoder
     private let settings: Settings
-    private let blobLocks = KeyedLock()
 
     public init(
         files: any FileRepository, blobs: any BlobStore, clock: any WallClock, ids: any IDGenerator,
@@ -72,23 +71,22 @@ public struct FileLibrary: Sendable {
                 id: ids.ulid(), key: key, size: size, contentType: header.contentType.isEmpty ? sniffed : header.contentType,
                 filename: header.filename, ownerID: caller.uid, metadata: header.metadata, createdAt: clock.now()
             )
-            return try await blobLocks.withLock(key.value) {
-                let written = try await upload.publish(as: key)
-                do {
-                    try await files.create(file, recording: [try event(.fileUploaded(file, deduplicated: !written))])
-                } catch {
-                    // A blob this upload wrote that nothing references would stay forever. The cleanup runs in a
-                    // task of its own: when the call was cancelled, this task's storage calls would be skipped.
-                    if written {
-                        let (files, blobs) = (files, blobs)
-                        try? await Task {
-                            if try await files.references(to: key) == 0 { try await blobs.delete(key) }
-                        }.value
-                    }
-                    throw error
-                }
-                return (file, !written)
+            // Held from before the bytes are published until the record references them: no deletion, in this
+            // process or another, can remove them in between (see FileRepository).
+            try await files.pin(key)
+            let written: Bool
+            do {
+                written = try await upload.publish(as: key)
+                try await files.create(file, recording: [try event(.fileUploaded(file, deduplicated: !written))])
+            } catch {
+                // The hold must go even when the call was cancelled: a task of its own, whose storage calls run.
+                try? await Task { try await release(key) }.value
+                throw error
             }
+            // The record references the blob now. The upload has succeeded whatever happens to its hold: should
+            // giving it back fail, the blob keeps one reference too many (kept, never lost).
+            try? await Task { try await release(key) }.value
+            return (file, !written)
         } catch {
             await upload.abort()
             throw error
@@ -125,23 +123,45 @@ public struct FileLibrary: Sendable {
     /// Removes the record, and the blob with the last record that references it.
     public func delete(id: String, caller: Principal) async throws {
         let file = try await ownFile(id, caller)
-        try await blobLocks.withLock(file.key.value) {
-            let (removed, remaining) = try await files.delete(id: file.id, recording: [try event(.fileDeleted(file))])
-            if remaining == 0 { try await blobs.delete(removed.key) }
-        }
+        let (removed, remaining) = try await files.delete(id: file.id, recording: [try event(.fileDeleted(file))])
+        if remaining == 0 { try await deleteBlob(removed.key) }
+    }
+
+    /// Gives back an upload's hold on `key`, deleting the blob if that was its last reference (its record
+    /// failed, or was deleted meanwhile).
+    private func release(_ key: BlobKey) async throws {
+        if try await files.unpin(key) == 0 { try await deleteBlob(key) }
+    }
+
+    private func deleteBlob(_ key: BlobKey) async throws {
+        let blobs = blobs
+        try await files.deleteBlob(key) { try await blobs.delete(key) }
     }
 
     // MARK: Download links
 
-    /// A link (path and query) that downloads the file's bytes without a token until `expiresAt`.
-    public func downloadLink(id: String, ttlSeconds: Int64, caller: Principal) async throws -> (path: String, expiresAt: UnixTime) {
+    /// Where a download link points.
+    public enum Link: Sendable, Hashable {
+        /// A path and query on the gateway's own listener (signed by the gateway).
+        case gatewayPath(String)
+        /// A URL of the blob store itself (e.g. an S3 presigned URL).
+        case url(String)
+    }
+
+    /// A link that downloads the file's bytes without a token until `expiresAt`: the blob store's own when it
+    /// has them, else one the gateway serves and signs.
+    public func downloadLink(id: String, ttlSeconds: Int64, caller: Principal) async throws -> (link: Link, expiresAt: UnixTime) {
         guard ttlSeconds >= 0, ttlSeconds <= settings.maximumLinkLifetimeSeconds else {
             throw DomainError.invalid("ttl", "must be between 0 and \(settings.maximumLinkLifetimeSeconds) seconds")
         }
         let file = try await ownFile(id, caller)
-        let expires = clock.now().seconds + (ttlSeconds == 0 ? settings.defaultLinkLifetimeSeconds : ttlSeconds)
+        let lifetime = ttlSeconds == 0 ? settings.defaultLinkLifetimeSeconds : ttlSeconds
+        let expires = clock.now().seconds + lifetime
+        if let url = try await blobs.downloadURL(for: file.key, filename: file.filename, contentType: file.contentType, seconds: Int(lifetime)) {
+            return (.url(url), UnixTime(seconds: expires))
+        }
         let signature = linkSigner.signature(for: Self.linkMessage(key: file.key.value, expires: expires))
-        return ("/files/\(file.key.value)?expires=\(expires)&sig=\(signature)", UnixTime(seconds: expires))
+        return (.gatewayPath("/files/\(file.key.value)?expires=\(expires)&sig=\(signature)"), UnixTime(seconds: expires))
     }
 
     /// Why a download link is refused.

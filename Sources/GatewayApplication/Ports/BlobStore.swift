@@ -12,6 +12,15 @@ public protocol BlobStore: Sendable {
 
     /// Removes the blob (nothing happens when there is none).
     func delete(_ key: BlobKey) async throws
+
+    /// A URL that downloads the blob directly from the store, without a token, for `seconds` (served with
+    /// `contentType`, as an attachment named `filename`); nil when the store has none and the gateway serves
+    /// its own signed links.
+    func downloadURL(for key: BlobKey, filename: String, contentType: String, seconds: Int) async throws -> String?
+}
+
+extension BlobStore {
+    public func downloadURL(for key: BlobKey, filename: String, contentType: String, seconds: Int) async throws -> String? { nil }
 }
 
 /// One upload in progress. Used by one task at a time: write, finish, then publish or abort.
@@ -48,8 +57,14 @@ public struct BlobChunks: AsyncSequence, Sendable {
     }
 }
 
-/// The per-owner file records. A blob is referenced by every record with its key; the use cases delete a
-/// blob only when the last record referencing it is gone.
+/// The per-owner file records, and the reference counts that decide when a blob may go. A blob is referenced
+/// by every record with its key and held by every upload about to record it; the use cases delete a blob only
+/// through `deleteBlob`, which makes sure nothing references or holds it, in every process sharing the store.
+///
+/// The protocol an upload follows: `pin(key)`, publish the bytes, `create` the record, `unpin(key)`. A
+/// deletion: `delete(id:)`, and when no reference remains, `deleteBlob(key)`. A `pin` waits while a deletion of
+/// its blob runs, so the upload publishes the bytes again after it; a deletion never starts while a pin is
+/// held. No interleaving of the two loses bytes a record references.
 public protocol FileRepository: Sendable {
     /// Stores a new record with the domain events it causes.
     func create(_ file: FileRecord, recording events: [PendingEvent]) async throws
@@ -60,9 +75,21 @@ public protocol FileRepository: Sendable {
     func list(owner: String, after: ULID?, limit: Int) async throws -> [FileRecord]
 
     /// Removes the record (`.notFound` when there is none) with its domain events; returns it and how many
-    /// records still reference its key.
+    /// references (records and holds) its key still has.
     func delete(id: ULID, recording events: [PendingEvent]) async throws -> (file: FileRecord, remainingReferences: Int)
 
-    /// How many records reference `key`.
+    /// How many records reference `key`, plus the holds on it.
     func references(to key: BlobKey) async throws -> Int
+
+    /// Holds the blob under `key` for an upload about to publish and record it: it counts as a reference until
+    /// `unpin`. Waits while a deletion of the blob is finishing.
+    func pin(_ key: BlobKey) async throws
+
+    /// Gives back a hold taken with `pin`; returns the references left.
+    func unpin(_ key: BlobKey) async throws -> Int
+
+    /// Runs `delete` (which removes the blob's bytes) when nothing references or holds `key`, while every `pin`
+    /// of `key` waits. Returns whether it ran.
+    @discardableResult
+    func deleteBlob(_ key: BlobKey, using delete: @Sendable () async throws -> Void) async throws -> Bool
 }

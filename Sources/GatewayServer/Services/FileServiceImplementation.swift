@@ -72,10 +72,15 @@ public struct FileServiceImplementation: Gateway_File_V1_FileService.ServiceProt
             guard ttl.seconds >= 0, ttl.nanos >= 0 else { throw DomainError.invalid("ttl", "must not be negative") }
             ttlSeconds = ttl.seconds
         }
-        let (path, expiresAt) = try await library.downloadLink(id: request.id, ttlSeconds: ttlSeconds, caller: context.caller())
+        let (link, expiresAt) = try await library.downloadLink(id: request.id, ttlSeconds: ttlSeconds, caller: context.caller())
         var response = Gateway_File_V1_GetDownloadUrlResponse()
-        // The link is served by this listener: the authority the caller reached us on is the one to use.
-        response.url = "http://\(context.authority ?? "127.0.0.1")\(path)"
+        switch link {
+        case .gatewayPath(let path):
+            // Served by this listener: the authority the caller reached us on is the one to use.
+            response.url = "http://\(context.authority ?? "127.0.0.1")\(path)"
+        case .url(let url):
+            response.url = url
+        }
         response.expiresAt = Google_Protobuf_Timestamp(expiresAt)
         return response
     }
