@@ -89,7 +89,7 @@ let package = Package(
                 name: "GatewayServer",
                 dependencies: [
                     "GatewayApplication", "RPCCore", "RPCHTTP2", "FirebaseAuth", "CurlHTTP", "StandardServices",
-                    "GatewayProtos", "OpenSSLCrypto", "EmbeddedAdapters", .product(name: "Logging", package: "swift-log"),
+                    "GatewayProtos", "OpenSSLCrypto", "EmbeddedAdapters", "AWSAdapters", .product(name: "Logging", package: "swift-log"),
                     // Observability: per-RPC metrics (swift-metrics), their Prometheus export on a plain HTTP/1.1 listener.
                     .product(name: "Metrics", package: "swift-metrics"),
                     .product(name: "Prometheus", package: "swift-prometheus"),
@@ -150,7 +150,7 @@ let package = Package(
             .executableTarget(
                 name: "gateway",
                 dependencies: [
-                    "GatewayServer", "CurlHTTP", "GatewayApplication", "FirebaseAuth",
+                    "GatewayServer", "CurlHTTP", "GatewayApplication", "FirebaseAuth", "AWSAdapters",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                     .product(name: "NIOPosix", package: "swift-nio"),
                     .product(name: "Logging", package: "swift-log"),

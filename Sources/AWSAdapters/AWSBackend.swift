@@ -152,7 +152,7 @@ public final class AWSBackend: Sendable {
     /// A reason the backend cannot be used, phrased for the operator.
     public struct Problem: Error, CustomStringConvertible {
         public var description: String
-        init(_ description: String) { self.description = description }
+        public init(_ description: String) { self.description = description }
     }
 
     private func problems<T>(_ body: () async throws -> T) async throws -> T {

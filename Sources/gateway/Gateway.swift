@@ -5,7 +5,7 @@ struct Gateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "A gRPC gateway for the users, files and events services.",
-        subcommands: [Serve.self, Token.self, VerifyToken.self],
+        subcommands: [Serve.self, Migrate.self, Token.self, VerifyToken.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -101,3 +101,51 @@ struct AuthOptions: ParsableArguments, SettingFlags {
         ]
     }
 }
+
+struct StorageOptions: ParsableArguments, SettingFlags {
+    @Option(help: "Where records, events and blobs live: embedded (SQLite and files in --data-dir) or aws (DynamoDB, S3) (env GATEWAY_BACKEND; default embedded).")
+    var backend: String?
+
+    @Option(help: "AWS region (env GATEWAY_AWS_REGION, else AWS_REGION; default us-east-1).")
+    var awsRegion: String?
+
+    @Option(help: "Endpoint of every AWS service, e.g. a local AWS-compatible server (env GATEWAY_AWS_ENDPOINT_URL; default AWS's).")
+    var awsEndpointUrl: String?
+
+    @Option(help: "DynamoDB endpoint, overriding --aws-endpoint-url (env GATEWAY_DYNAMODB_ENDPOINT_URL).")
+    var dynamodbEndpointUrl: String?
+
+    @Option(help: "S3 endpoint, overriding --aws-endpoint-url; objects are then addressed path-style (env GATEWAY_S3_ENDPOINT_URL).")
+    var s3EndpointUrl: String?
+
+    @Option(help: "SNS endpoint, overriding --aws-endpoint-url (env GATEWAY_SNS_ENDPOINT_URL).")
+    var snsEndpointUrl: String?
+
+    @Option(help: "STS endpoint for web identity credentials, overriding --aws-endpoint-url (env GATEWAY_STS_ENDPOINT_URL).")
+    var stsEndpointUrl: String?
+
+    @Option(help: "The DynamoDB table of users, sessions, files and events (env GATEWAY_DYNAMODB_TABLE; default gateway). `gateway migrate` creates it.")
+    var dynamodbTable: String?
+
+    @Option(help: "The S3 bucket of blobs, needed by --backend aws (env GATEWAY_S3_BUCKET).")
+    var s3Bucket: String?
+
+    @Option(help: "Publish every event of the log to this SNS topic, with either backend (env GATEWAY_SNS_TOPIC_ARN; default: none).")
+    var snsTopicArn: String?
+
+    @Option(help: "Seconds an S3 presigned download URL lasts when the caller asks for no lifetime (env GATEWAY_S3_PRESIGN_EXPIRY; default 900).")
+    var s3PresignExpiry: Int?
+
+    @Option(help: "Seconds one AWS request may take before it is retried or fails (env GATEWAY_AWS_TIMEOUT_SECONDS; default 10).")
+    var awsTimeoutSeconds: Int?
+
+    var flagValues: [String: String?] {
+        [
+            "--backend": backend, "--aws-region": awsRegion, "--aws-endpoint-url": awsEndpointUrl,
+            "--dynamodb-endpoint-url": dynamodbEndpointUrl, "--s3-endpoint-url": s3EndpointUrl, "--sns-endpoint-url": snsEndpointUrl,
+            "--sts-endpoint-url": stsEndpointUrl, "--dynamodb-table": dynamodbTable, "--s3-bucket": s3Bucket,
+            "--sns-topic-arn": snsTopicArn, "--s3-presign-expiry": s3PresignExpiry.map { "\($0)" },
+            "--aws-timeout-seconds": awsTimeoutSeconds.map { "\($0)" },
+        ]
+    }
+}

@@ -16,9 +16,10 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
     @OptionGroup var data: DataOptions
     @OptionGroup var auth: AuthOptions
+    @OptionGroup var storage: StorageOptions
 
     func run() async throws {
-        let resolved = try resolveConfiguration([server, data, auth], config: config)
+        let resolved = try resolveConfiguration([server, data, auth, storage], config: config)
         let settings = resolved.settings
         // The only place logging and metrics are bootstrapped.
         LoggingSystem.bootstrap { settings.log.makeHandler(label: $0) }
@@ -31,11 +32,17 @@ struct Serve: AsyncParsableCommand {
         try settings.validateForServing()
 
         let configuration = settings.gatewayConfiguration
-        let storage = try await GatewayStorage.embedded(in: configuration.dataDirectory)
-        let gateway = try GatewayComposition(
-            configuration: configuration, storage: storage, http: CurlHTTPClient(), clock: SystemWallClock(), logger: logger
-        )
+        let http = CurlHTTPClient()
+        let clock = SystemWallClock()
+        let credentials = settings.awsCredentials(http: http, clock: clock)
+        let storage = try await GatewayStorage.open(settings, credentials: credentials, http: http, clock: clock, logger: logger)
+        let gateway = try GatewayComposition(configuration: configuration, storage: storage, http: http, clock: clock, logger: logger)
         var services: [any Service] = [gateway.server]
+        if let relay = try await EventRelayService.sns(
+            settings, storage: storage, credentials: credentials, http: http, clock: clock, logger: logger
+        ) {
+            services.append(relay)
+        }
         if let registry, let port = settings.metrics.port {
             // First in the group, so it stops last: scrapes still see the server drain.
             services.insert(MetricsEndpoint(host: settings.metrics.host, port: port, registry: registry, logger: logger), at: 0)

@@ -114,3 +114,11 @@ def interop_server(binaries):
     """Our interop-server, for the whole session."""
     with serve([str(binaries / "interop-server"), "--port", "0"]) as proc:
         yield proc
+
+
+@pytest.fixture(scope="session")
+def moto():
+    """One moto server (Tests/aws/moto_peer.py) for the session; tests isolate themselves by table and bucket."""
+    from gateway_fixtures import run_moto
+    with run_moto() as server:
+        yield server

@@ -6,6 +6,7 @@ claim layout as `gateway token`, made by independent code, and fast enough to mi
 import contextlib
 import hashlib
 import pathlib
+import subprocess
 import time
 
 import grpc
@@ -49,15 +50,38 @@ class Gateway:
         self.data_dir = data_dir
         self.tokens = LocalTokens(data_dir)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        #: The table and bucket (an AWSPlace) when the gateway runs on the AWS backend.
+        self.aws = None
+
+    @property
+    def backend(self):
+        return "aws" if self.aws else "embedded"
 
     def log(self) -> str:
         self.proc.log.seek(0)
         return self.proc.log.read()
 
+    def blob_size(self, key):
+        """The stored size of the blob under `key`, or None when there is none: in the data directory, or the
+        bucket as an independent S3 client (boto3) sees it."""
+        if self.aws is None:
+            path = self.data_dir / "blobs" / key
+            return path.stat().st_size if path.exists() else None
+        import botocore.exceptions
+        try:
+            return self.aws.moto.client("s3").head_object(Bucket=self.aws.bucket, Key=key)["ContentLength"]
+        except botocore.exceptions.ClientError:
+            return None
+
+    def temporary_uploads(self):
+        """Files of unfinished uploads left on disk (the AWS backend spools to unnamed files)."""
+        folder = self.data_dir / ("spool" if self.aws else "blobs/tmp")
+        return list(folder.iterdir()) if folder.exists() else []
+
 
 @contextlib.contextmanager
-def run_gateway(binaries, data_dir, *extra):
-    with serve([str(binaries / "gateway"), "--port", "0", "--data-dir", str(data_dir), *extra]) as proc:
+def run_gateway(binaries, data_dir, *extra, env=None):
+    with serve([str(binaries / "gateway"), "--port", "0", "--data-dir", str(data_dir), *extra], env=env) as proc:
         gateway = Gateway(proc, pathlib.Path(data_dir))
         try:
             yield gateway
@@ -76,3 +100,94 @@ def all_pages(fetch, limit=10_000):
         if not token:
             return
     raise AssertionError(f"the listing did not end within {limit} pages")
+
+
+# --- the AWS backend, on moto ------------------------------------------------------------------------------
+
+import json
+import os
+import sys
+import urllib.request
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+#: The backends the service suites run against; GATEWAY_TEST_BACKENDS=embedded narrows them.
+BACKENDS = os.environ.get("GATEWAY_TEST_BACKENDS", "embedded,aws").split(",")
+#: Credentials moto accepts (it checks none unless started strict).
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_REGION": "us-east-1"}
+
+
+class Moto:
+    """A running moto_peer.py (Tests/aws): moto behind a front that serialises requests, counts them and can
+    inject faults."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.port = proc.port
+        self.endpoint = f"http://127.0.0.1:{proc.port}"
+
+    def client(self, service, config=None, **credentials):
+        import boto3
+        credentials = credentials or {"aws_access_key_id": "test", "aws_secret_access_key": "test-secret"}
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1", config=config, **credentials)
+
+    def _control(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.endpoint + path, data=data, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def stats(self):
+        return self._control("GET", "/_peer/stats")
+
+    def reset_stats(self):
+        self._control("POST", "/_peer/stats/reset", {})
+
+    def faults(self, every=0, status=503, code="ServiceUnavailable", services=None):
+        body = {"every": every, "status": status, "code": code}
+        if services:
+            body["services"] = services
+        self._control("POST", "/_peer/faults", body)
+
+
+@contextlib.contextmanager
+def run_moto(**environment):
+    """moto on a free loopback port until the block ends (environment: e.g. INITIAL_NO_AUTH_ACTION_COUNT)."""
+    env = dict(os.environ, **environment)
+    with serve([sys.executable, str(ROOT / "Tests/aws/moto_peer.py"), "--exit-with-parent"], env=env) as proc:
+        yield Moto(proc)
+
+
+class AWSPlace:
+    """A table and a bucket of one's own on a moto server, and the gateway flags that point at them."""
+
+    def __init__(self, moto, table=None, bucket=None, extra=()):
+        suffix = uuid.uuid4().hex[:10]
+        self.moto = moto
+        self.table = table or f"gateway-{suffix}"
+        self.bucket = bucket or f"blobs-{suffix}"
+        self.extra = list(extra)
+
+    def flags(self):
+        return ["--backend", "aws", "--aws-endpoint-url", self.moto.endpoint, "--dynamodb-table", self.table,
+                "--s3-bucket", self.bucket, "--aws-timeout-seconds", "5", *self.extra]
+
+    def migrate(self, binaries, data_dir):
+        out = subprocess.run([str(binaries / "gateway"), "migrate", "--data-dir", str(data_dir), *self.flags()],
+                             env=dict(os.environ, **AWS_ENV), capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+
+@contextlib.contextmanager
+def run_gateway_on(backend, binaries, data_dir, request, *extra, place=None):
+    """A gateway on `backend` (`embedded`, or `aws` on the session's moto, migrated first)."""
+    if backend == "embedded":
+        with run_gateway(binaries, data_dir, *extra) as gateway:
+            yield gateway
+        return
+    place = place or AWSPlace(request.getfixturevalue("moto"))
+    place.migrate(binaries, data_dir)
+    with run_gateway(binaries, data_dir, *place.flags(), *extra, env=dict(os.environ, **AWS_ENV)) as gateway:
+        gateway.aws = place
+        yield gateway

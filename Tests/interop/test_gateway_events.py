@@ -6,12 +6,12 @@ import time
 import grpc
 import pytest
 
-from gateway_fixtures import all_pages, run_gateway
+from gateway_fixtures import BACKENDS, AWSPlace, all_pages, run_gateway, run_gateway_on
 
 
-@pytest.fixture(scope="module")
-def gateway(binaries, pb2, tmp_path_factory):
-    with run_gateway(binaries, tmp_path_factory.mktemp("gateway-events")) as gw:
+@pytest.fixture(scope="module", params=BACKENDS)
+def gateway(request, binaries, pb2, tmp_path_factory):
+    with run_gateway_on(request.param, binaries, tmp_path_factory.mktemp("gateway-events"), request) as gw:
         yield gw
 
 

@@ -10,14 +10,14 @@ import time
 import grpc
 import pytest
 
-from gateway_fixtures import all_pages, run_gateway
+from gateway_fixtures import BACKENDS, AWSPlace, all_pages, run_gateway, run_gateway_on
 
 CHUNK = 64 * 1024
 
 
-@pytest.fixture(scope="module")
-def gateway(binaries, pb2, tmp_path_factory):
-    with run_gateway(binaries, tmp_path_factory.mktemp("gateway-files")) as gw:
+@pytest.fixture(scope="module", params=BACKENDS)
+def gateway(request, binaries, pb2, tmp_path_factory):
+    with run_gateway_on(request.param, binaries, tmp_path_factory.mktemp("gateway-files"), request) as gw:
         yield gw
 
 
@@ -123,13 +123,12 @@ def test_same_bytes_are_stored_once_and_survive_one_owners_delete(gateway, api):
     a = upload(gateway, api, alice, data, filename="a.bin")
     b = upload(gateway, api, bob, data, filename="b.bin")
     assert a.key == b.key and not a.deduplicated and b.deduplicated and a.id != b.id
-    blob = gateway.data_dir / "blobs" / a.key
-    assert blob.stat().st_size == len(data)
+    assert gateway.blob_size(a.key) == len(data)
     files_stub(gateway, api).DeleteFile(api[0].DeleteFileRequest(id=a.id), metadata=alice, timeout=10)
-    assert blob.exists()
+    assert gateway.blob_size(a.key) == len(data)
     assert download(gateway, api, bob, b.id)[2] == hashlib.sha256(data).hexdigest()
     files_stub(gateway, api).DeleteFile(api[0].DeleteFileRequest(id=b.id), metadata=bob, timeout=10)
-    assert not blob.exists()
+    assert gateway.blob_size(a.key) is None
     with pytest.raises(grpc.RpcError) as e:
         files_stub(gateway, api).GetFileInfo(api[0].GetFileInfoRequest(id=b.id), metadata=bob, timeout=10)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
@@ -170,11 +169,12 @@ def test_list_files_pages_the_callers_files(gateway, api):
 ])
 def test_bad_headers_and_mismatches_are_invalid_and_leave_nothing(gateway, api, header, field):
     md = gateway.tokens.metadata("uid-bad")
+    header = dict(header)  # the parameters are shared by every backend's run
     name = header.pop("filename")
     with pytest.raises(grpc.RpcError) as e:
         upload(gateway, api, md, b"four", filename=name, **header)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and e.value.details().startswith(field)
-    assert list((gateway.data_dir / "blobs" / "tmp").iterdir()) == []
+    assert gateway.temporary_uploads() == []
 
 
 def test_a_200_mib_upload_streams_with_bounded_memory(gateway, api):
@@ -198,7 +198,16 @@ def test_a_200_mib_upload_streams_with_bounded_memory(gateway, api):
         assert after_download - before < 64 * 1024, (before, after_download)
 
 
+def curl(url, http2=True):
+    out = subprocess.run(["curl", "-sS", *(["--http2-prior-knowledge"] if http2 else []), "-o", "-", "-w", "\n%{http_code} %{content_type}", url],
+                         capture_output=True, timeout=60)
+    body, _, status_line = out.stdout.rpartition(b"\n")
+    return int(status_line.split()[0]), status_line.split()[1].decode() if b" " in status_line else "", body
+
+
 def test_download_links(gateway, api):
+    if gateway.backend == "aws":
+        pytest.skip("the AWS backend answers S3 presigned URLs (test_s3_download_urls_are_presigned)")
     m, files = api[0], files_stub(gateway, api)
     md = gateway.tokens.metadata("uid-links")
     data = b"\x89PNG\r\n\x1a\n" + os.urandom(200_000)
@@ -206,12 +215,6 @@ def test_download_links(gateway, api):
     link = files.GetDownloadUrl(m.GetDownloadUrlRequest(id=info.id), metadata=md, timeout=10)
     assert link.url.startswith(f"http://127.0.0.1:{gateway.port}/files/{info.key}?expires=")
     assert 14 * 60 <= link.expires_at.seconds - time.time() <= 16 * 60
-
-    def curl(url):
-        out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "-", "-w", "\n%{http_code} %{content_type}", url],
-                             capture_output=True, timeout=60)
-        body, _, status_line = out.stdout.rpartition(b"\n")
-        return int(status_line.split()[0]), status_line.split()[1].decode() if b" " in status_line else "", body
 
     status, content_type, body = curl(link.url)
     assert (status, content_type, hashlib.sha256(body).hexdigest()) == (200, "image/png", info.sha256)
@@ -225,6 +228,38 @@ def test_download_links(gateway, api):
     time.sleep(2.2)
     assert curl(short.url)[0] == 403
     assert curl(f"http://127.0.0.1:{gateway.port}/nothing/here")[0] == 404
+
+
+def test_s3_download_urls_are_presigned(gateway, api, monkeypatch):
+    """GetDownloadUrl on the AWS backend answers an S3 presigned GET: the same URL botocore's
+    generate_presigned_url makes at the same instant, and one the S3 endpoint serves the bytes for."""
+    if gateway.backend != "aws":
+        pytest.skip("the embedded backend serves its own signed links (test_download_links)")
+    import datetime
+    import urllib.parse
+    import botocore.auth
+    m, files = api[0], files_stub(gateway, api)
+    md = gateway.tokens.metadata("uid-presign")
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(50_000)
+    info = upload(gateway, api, md, data, filename='pic "1".png')
+    link = files.GetDownloadUrl(m.GetDownloadUrlRequest(id=info.id), metadata=md, timeout=10)
+    url = urllib.parse.urlsplit(link.url)
+    query = urllib.parse.parse_qs(url.query)
+    assert (url.netloc, url.path) == (f"127.0.0.1:{gateway.aws.moto.port}", f"/{gateway.aws.bucket}/{info.key}")
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"] and query["X-Amz-SignedHeaders"] == ["host"]
+    assert query["X-Amz-Expires"] == ["900"] and 14 * 60 <= link.expires_at.seconds - time.time() <= 16 * 60
+    signed_at = datetime.datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ")
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *args, **kwargs: signed_at)
+    from botocore.config import Config
+    s3 = gateway.aws.moto.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    expected = s3.generate_presigned_url("get_object", ExpiresIn=900, Params={
+        "Bucket": gateway.aws.bucket, "Key": info.key, "ResponseContentType": "image/png",
+        "ResponseContentDisposition": 'attachment; filename="pic 1.png"'})
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(expected).query)["X-Amz-Signature"] == query["X-Amz-Signature"]
+    status, content_type, body = curl(link.url, http2=False)
+    assert (status, hashlib.sha256(body).hexdigest()) == (200, info.sha256)
+    short = files.GetDownloadUrl(m.GetDownloadUrlRequest(id=info.id, ttl={"seconds": 60}), metadata=md, timeout=10)
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(short.url).query)["X-Amz-Expires"] == ["60"]
 
 
 def test_file_events_are_recorded(gateway, api, pb2):

@@ -8,12 +8,12 @@ import threading
 import grpc
 import pytest
 
-from gateway_fixtures import all_pages, run_gateway
+from gateway_fixtures import BACKENDS, AWSPlace, all_pages, run_gateway, run_gateway_on
 
 
-@pytest.fixture(scope="module")
-def gateway(binaries, pb2, tmp_path_factory):
-    with run_gateway(binaries, tmp_path_factory.mktemp("gateway-data")) as gw:
+@pytest.fixture(scope="module", params=BACKENDS)
+def gateway(request, binaries, pb2, tmp_path_factory):
+    with run_gateway_on(request.param, binaries, tmp_path_factory.mktemp("gateway-data"), request) as gw:
         yield gw
 
 
@@ -285,9 +285,11 @@ def test_an_altered_page_token_is_invalid_argument(gateway, api):
     assert status_of(lambda: users.ListUsers(m.ListUsersRequest(page_size=1001), metadata=admin, timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_users_survive_a_restart(binaries, pb2, api, tmp_path):
-    with run_gateway(binaries, tmp_path) as first:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_users_survive_a_restart(binaries, pb2, api, tmp_path, request, backend):
+    place = AWSPlace(request.getfixturevalue("moto")) if backend == "aws" else None
+    with run_gateway_on(backend, binaries, tmp_path, request, place=place) as first:
         md, user = new_user(first, api)
-    with run_gateway(binaries, tmp_path) as second:
+    with run_gateway_on(backend, binaries, tmp_path, request, place=place) as second:
         again = stub(second, api).GetUser(api[0].GetUserRequest(id=user.id), metadata=second.tokens.metadata(user.firebase_uid), timeout=10)
         assert again == user

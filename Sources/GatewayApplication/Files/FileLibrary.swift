@@ -11,6 +11,12 @@ public struct FileLibrary: Sendable {
         public var maximumLinkLifetimeSeconds: Int64 = 7 * 86_400
 
         public static var defaults: Settings { Settings() }
+
+        public static func defaults(configure: (inout Settings) -> Void) -> Settings {
+            var settings = Settings()
+            configure(&settings)
+            return settings
+        }
     }
 
     private let files: any FileRepository

@@ -2,6 +2,7 @@ import Foundation
 import GatewayApplication
 import GatewayProtos
 import Logging
+import OpenSSLCrypto
 import RPCCore
 import RPCHTTP2
 import StandardProtos
@@ -13,12 +14,15 @@ public struct GatewayConfiguration: Sendable {
     public var port: Int
     public var dataDirectory: URL
     public var auth: AuthSettings
+    /// How long download links last when the caller asks for no lifetime.
+    public var defaultLinkLifetimeSeconds: Int64
 
-    public init(host: String, port: Int, dataDirectory: URL, auth: AuthSettings) {
+    public init(host: String, port: Int, dataDirectory: URL, auth: AuthSettings, defaultLinkLifetimeSeconds: Int64 = 15 * 60) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
         self.auth = auth
+        self.defaultLinkLifetimeSeconds = defaultLinkLifetimeSeconds
     }
 
     public static func isLoopback(_ host: String) -> Bool {
@@ -45,19 +49,31 @@ public struct GatewayStorage: Sendable {
     public var events: any EventStore
     public var files: any FileRepository
     public var blobs: any BlobStore
+    public var outboxCursors: any OutboxCursors
+    /// The secret page tokens and download links are signed with (purpose keys are derived from it): the same
+    /// for every gateway sharing the storage, so a page token from one works on another.
+    public var masterSecret: [UInt8]
     /// Flushes and closes; called once after the server has stopped.
     public var close: @Sendable () async throws -> Void
 
     public init(
         users: any UserRepository, sessions: any SessionRepository, events: any EventStore, files: any FileRepository,
-        blobs: any BlobStore, close: @escaping @Sendable () async throws -> Void
+        blobs: any BlobStore, outboxCursors: any OutboxCursors, masterSecret: [UInt8], close: @escaping @Sendable () async throws -> Void
     ) {
         self.users = users
         self.sessions = sessions
         self.events = events
         self.files = files
         self.blobs = blobs
+        self.outboxCursors = outboxCursors
+        self.masterSecret = masterSecret
         self.close = close
+    }
+
+    /// The key for one purpose (`page-tokens`, `download-links`), derived from the master secret so that no
+    /// two purposes share a key.
+    func key(for purpose: String) -> [UInt8] {
+        Digest.hmacSHA256(key: masterSecret, message: Array(purpose.utf8))
     }
 }
 
@@ -81,9 +97,8 @@ public struct GatewayComposition: Sendable {
         authentication = try Authentication(
             settings: configuration.auth, dataDirectory: configuration.dataDirectory, http: http, clock: clock
         )
-        let secrets = try SecretKeyFile.loadOrCreate(at: configuration.dataDirectory.appendingPathComponent("secret.key"))
         let ids = MonotonicIDGenerator(clock: clock)
-        let pageTokens = HMACTokenSealer(key: secrets.key(for: "page-tokens"))
+        let pageTokens = HMACTokenSealer(key: storage.key(for: "page-tokens"))
         let accounts = UserAccounts(
             users: storage.users, sessions: storage.sessions, clock: clock, ids: ids, pageTokens: pageTokens,
             domainEvents: ProtobufDomainEvents()
@@ -91,7 +106,8 @@ public struct GatewayComposition: Sendable {
         let events = EventLog(store: storage.events, clock: clock, ids: ids, pageTokens: pageTokens)
         let library = FileLibrary(
             files: storage.files, blobs: storage.blobs, clock: clock, ids: ids, pageTokens: pageTokens,
-            linkSigner: HMACSigner(key: secrets.key(for: "download-links")), domainEvents: ProtobufDomainEvents()
+            linkSigner: HMACSigner(key: storage.key(for: "download-links")), domainEvents: ProtobufDomainEvents(),
+            settings: .defaults { $0.defaultLinkLifetimeSeconds = configuration.defaultLinkLifetimeSeconds }
         )
         let health = HealthService()
         self.health = health

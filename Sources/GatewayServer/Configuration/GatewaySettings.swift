@@ -1,3 +1,4 @@
+import AWSAdapters
 import Foundation
 import Logging
 
@@ -25,8 +26,27 @@ public struct GatewaySettings: Sendable, Equatable {
         public init() {}
     }
 
+    /// Where records, events and blobs live.
+    public enum Backend: String, Sendable, CaseIterable {
+        /// SQLite and files under the data directory: one gateway, no setup.
+        case embedded
+        /// DynamoDB, S3 (and SNS): any number of gateways sharing one table and bucket.
+        case aws
+    }
+
     public var host = "127.0.0.1"
     public var port = 50051
+    public var backend = Backend.embedded
+    /// The AWS backend's table, bucket, endpoints and region (and the SNS topic, with either backend). The
+    /// region defaults to `AWS_REGION` (or `AWS_DEFAULT_REGION`), as in the AWS SDKs.
+    public var aws: AWSBackend.Settings = {
+        var settings = AWSBackend.Settings()
+        let environment = ProcessInfo.processInfo.environment
+        if let region = environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"], !region.isEmpty { settings.region = region }
+        return settings
+    }()
+    /// How long S3 presigned download URLs stay valid when the caller asks for no lifetime.
+    public var s3PresignExpirySeconds = 900
     /// The data directory as given (relative paths are resolved against the working directory).
     public var dataDirectory = "data"
     public var log = Log()
@@ -49,11 +69,17 @@ public struct GatewaySettings: Sendable, Equatable {
 
     /// What the composition root needs.
     public var gatewayConfiguration: GatewayConfiguration {
-        GatewayConfiguration(host: host, port: port, dataDirectory: dataDirectoryURL, auth: auth)
+        GatewayConfiguration(
+            host: host, port: port, dataDirectory: dataDirectoryURL, auth: auth,
+            defaultLinkLifetimeSeconds: backend == .aws ? Int64(s3PresignExpirySeconds) : 15 * 60
+        )
     }
 
     /// The checks that involve several settings at once, made before serving.
     public func validateForServing() throws(ConfigurationError) {
+        if backend == .aws && aws.bucket == nil {
+            throw ConfigurationError(.conflict, "--backend aws keeps blobs in S3: set --s3-bucket (GATEWAY_S3_BUCKET)", key: "aws.s3_bucket")
+        }
         if auth.isLocalMode && !GatewayConfiguration.isLoopback(host) {
             throw ConfigurationError(.conflict, """
                 local mode (no --firebase-project-id) trusts a key in the data directory and serves loopback only; \
