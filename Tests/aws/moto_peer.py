@@ -68,7 +68,7 @@ def operation(environ, body):
         return f"{service}.{action}"
     query = environ.get("QUERY_STRING", "")
     suffix = ""
-    for marker in ("uploads", "uploadId", "partNumber", "list-type", "X-Amz-Signature"):
+    for marker in ("partNumber", "uploads", "uploadId", "list-type", "X-Amz-Signature"):
         if marker in query:
             suffix = f"?{marker}"
             break

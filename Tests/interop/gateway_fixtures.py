@@ -161,16 +161,16 @@ def run_moto(**environment):
 class AWSPlace:
     """A table and a bucket of one's own on a moto server, and the gateway flags that point at them."""
 
-    def __init__(self, moto, table=None, bucket=None, extra=()):
+    def __init__(self, moto, table=None, bucket=None, timeout=5):
         suffix = uuid.uuid4().hex[:10]
         self.moto = moto
         self.table = table or f"gateway-{suffix}"
         self.bucket = bucket or f"blobs-{suffix}"
-        self.extra = list(extra)
+        self.timeout = timeout
 
     def flags(self):
         return ["--backend", "aws", "--aws-endpoint-url", self.moto.endpoint, "--dynamodb-table", self.table,
-                "--s3-bucket", self.bucket, "--aws-timeout-seconds", "5", *self.extra]
+                "--s3-bucket", self.bucket, "--aws-timeout-seconds", str(self.timeout)]
 
     def migrate(self, binaries, data_dir):
         out = subprocess.run([str(binaries / "gateway"), "migrate", "--data-dir", str(data_dir), *self.flags()],

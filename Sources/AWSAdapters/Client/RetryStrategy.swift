@@ -116,7 +116,7 @@ public final class CircuitBreaker: Sendable {
     public struct Settings: Sendable {
         public var threshold = 5
         public var cooldown: Duration = .seconds(2)
-        public var maximumCooldown: Duration = .seconds(30)
+        public var maximumCooldown: Duration = .seconds(10)
 
         public init() {}
 

@@ -183,10 +183,19 @@ public final class DynamoDBEventStore: EventStore {
             guard all.reduce(0, { $0 + $1.size }) <= DynamoDB.maximumTransactionBytes else {
                 throw DomainError(.resourceExhausted, "events: the batch is larger than one DynamoDB transaction holds (4 MB); publish it in smaller batches")
             }
+            let firstID = events[fresh[0]].id
             do {
                 try await db.transact(all, token: token)
-            } catch let failed as ConditionFailed where failed.index >= writes.count {
-                throw LogMoved()
+            } catch let failed as ConditionFailed {
+                // A resent transaction can fail its conditions because its first send was applied after all
+                // (the reply was lost): then it is done, not refused.
+                guard try await applied(last: last, firstID: firstID) else {
+                    if failed.index >= writes.count { throw LogMoved() }
+                    throw failed
+                }
+            } catch let error as AWSError where error.kind == .transport {
+                // No reply: it may have been applied. Look before reporting a failure.
+                guard (try? await applied(last: last, firstID: firstID)) == true else { throw error }
             }
             cachedHead.withLock { $0 = last }
             appends.appended(through: last)
@@ -216,6 +225,7 @@ public final class DynamoDBEventStore: EventStore {
         item["first"] = .int(first)
         item["last"] = .int(last)
         item["parts"] = .int(parts.count - 1)
+        item["first_id"] = .s(events[0].id.description)
         item["data"] = .b(parts.first ?? [])
         var writes: [DynamoDB.Write] = [.put(item, Expression(condition: "attribute_not_exists(pk)"))]
         for (number, part) in parts.enumerated().dropFirst() {
@@ -224,6 +234,12 @@ public final class DynamoDBEventStore: EventStore {
             writes.append(.put(continuation, Expression(condition: "attribute_not_exists(pk)")))
         }
         return writes
+    }
+
+    /// Whether the segment ending at `last` is stored and begins with the event `firstID`: an append of ours,
+    /// committed.
+    private func applied(last: Int64, firstID: ULID) async throws -> Bool {
+        try await db.get(TableKeys.segment(last: last))?["first_id"]?.string == firstID.description
     }
 
     func readHead() async throws -> Int64 {

@@ -1,0 +1,344 @@
+"""The AWS backend from outside, on moto (Tests/aws/moto_peer.py): what an independent AWS client (boto3) finds
+in the table, the bucket and an SQS queue subscribed to the topic; two gateways sharing one backend; moto's
+strict signature checking; injected faults; moto paused (SIGSTOP) and resumed.
+
+moto runs behind a front that lets one request at a time into moto (moto 5.2.1 answers HTTP 500 to concurrent
+TransactWriteItems), counts requests per operation and injects faults; see moto_peer.py."""
+
+import base64
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import grpc
+import pytest
+
+from gateway_fixtures import AWS_ENV, AWSPlace, all_pages, run_gateway, run_moto
+from test_gateway_files import download, upload
+
+pytestmark = pytest.mark.skipif("aws" not in os.environ.get("GATEWAY_TEST_BACKENDS", "embedded,aws").split(","),
+                                reason="the AWS backend is not under test")
+
+
+@pytest.fixture(scope="module")
+def apis(pb2):
+    from gateway.user.v1 import user_service_pb2 as um, user_service_pb2_grpc as us
+    from gateway.file.v1 import file_service_pb2 as fm, file_service_pb2_grpc as fs
+    from gateway.event.v1 import event_service_pb2 as em, event_service_pb2_grpc as es
+    return {"users": (um, us), "files": (fm, fs), "events": (em, es)}
+
+
+@contextlib.contextmanager
+def aws_gateway(binaries, data_dir, place, *extra, env=None, migrate=True):
+    """A gateway on `place` (a table and bucket on some moto). Gateways given the same data directory trust the
+    same local-mode key, so one token works on all of them."""
+    data_dir.mkdir(exist_ok=True)
+    env = {**os.environ, **AWS_ENV, **(env or {})}
+    if migrate:
+        out = subprocess.run([str(binaries / "gateway"), "migrate", "--data-dir", str(data_dir), *place.flags()],
+                                           env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+    with run_gateway(binaries, data_dir, *place.flags(), *extra, env=env) as gateway:
+        gateway.aws = place
+        yield gateway
+
+
+def users(gw, apis):
+    return apis["users"][1].UserServiceStub(gw.channel)
+
+
+def events(gw, apis):
+    return apis["events"][1].EventServiceStub(gw.channel)
+
+
+def files(gw, apis):
+    return apis["files"][1].FileServiceStub(gw.channel)
+
+
+def new_event(apis, i, **fields):
+    fields.setdefault("type", "OrderPlaced")
+    fields.setdefault("aggregate_id", f"order-{i % 5}")
+    return apis["events"][0].NewEvent(payload=f"payload {i}".encode(), content_type="text/plain", **fields)
+
+
+# --- what boto3 sees ------------------------------------------------------------------------------------------
+
+def test_boto3_sees_the_user_item_its_email_claim_and_the_blobs(binaries, apis, moto, tmp_path):
+    place = AWSPlace(moto)
+    with aws_gateway(binaries, tmp_path / "data", place) as gw:
+        um = apis["users"][0]
+        md = gw.tokens.metadata("uid-boto")
+        user = users(gw, apis).CreateUser(um.CreateUserRequest(email="Boto.User@Example.com", display_name="Boto"), metadata=md, timeout=10)
+        ddb = moto.client("dynamodb")
+
+        def item(pk, sk):
+            return ddb.get_item(TableName=place.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True).get("Item")
+
+        stored = item(f"USER#{user.id}", f"USER#{user.id}")
+        assert (stored["email"]["S"], stored["firebase_uid"]["S"], stored["version"]["N"]) == ("Boto.User@Example.com", "uid-boto", "1")
+        assert item("EMAIL#boto.user@example.com", "EMAIL")["user_id"]["S"] == user.id
+        assert item("UID#uid-boto", "UID")["user_id"]["S"] == user.id
+
+        fm = apis["files"][0]
+        s3 = moto.client("s3")
+        small = b"%PDF-1.7 " + os.urandom(5_000)
+        info = upload(gw, (fm, apis["files"][1]), md, small, filename="doc.pdf")
+        head = s3.head_object(Bucket=place.bucket, Key=info.key)
+        assert info.key == f"{info.sha256[:2]}/{info.sha256}.pdf"
+        assert (head["ContentLength"], head["ContentType"], head["ServerSideEncryption"]) == (len(small), "application/pdf", "AES256")
+        # S3 lowercases user-metadata names; moto capitalises them (Sha256): compare without case.
+        assert {name.lower(): value for name, value in head["Metadata"].items()} == {"sha256": info.sha256}
+
+        # Over 16 MiB: a multipart upload (8 MiB parts), streamed from the spool file.
+        moto.reset_stats()
+        big = os.urandom(17 << 20)
+        info = upload(gw, (fm, apis["files"][1]), md, big, filename="big.bin")
+        requests = moto.stats()["requests"]
+        assert (requests.get("s3.POST?uploads"), requests.get("s3.PUT?partNumber"), requests.get("s3.POST?uploadId")) == (1, 3, 1)
+        head = s3.head_object(Bucket=place.bucket, Key=info.key)
+        assert head["ContentLength"] == len(big) and head["ETag"].strip('"').endswith("-3") and head["ServerSideEncryption"] == "AES256"
+        body = s3.get_object(Bucket=place.bucket, Key=info.key)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == info.sha256 == hashlib.sha256(big).hexdigest()
+        assert download(gw, (fm, apis["files"][1]), md, info.id)[2] == info.sha256
+
+
+def test_each_event_reaches_an_sqs_queue_subscribed_to_the_topic_exactly_once(binaries, apis, moto, tmp_path):
+    sns, sqs = moto.client("sns"), moto.client("sqs")
+    topic = sns.create_topic(Name=f"events-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    place = AWSPlace(moto)
+    with aws_gateway(binaries, tmp_path / "data", place, "--sns-topic-arn", topic) as gw:
+        em, md = apis["events"][0], gw.tokens.metadata("uid-sns")
+        stub = events(gw, apis)
+        batch = [new_event(apis, i) for i in range(23)]
+        results = stub.PublishEvents(em.PublishEventsRequest(events=batch), metadata=md, timeout=10).results
+        expected = {r.id: (r.sequence, event) for r, event in zip(results, batch)}
+        for i in range(7):
+            event = new_event(apis, 100 + i)
+            r = stub.PublishEvent(em.PublishEventRequest(event=event), metadata=md, timeout=10)
+            expected[r.id] = (r.sequence, event)
+        received = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(received) < len(expected):
+            for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                envelope = json.loads(message["Body"])
+                event = json.loads(envelope["Message"])
+                assert event["id"] not in received, f"event {event['id']} delivered twice"
+                received[event["id"]] = (event, envelope["MessageAttributes"])
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        assert set(received) == set(expected)
+        for event_id, (event, attributes) in received.items():
+            sequence, original = expected[event_id]
+            assert (event["sequence"], event["type"], event["aggregate_id"]) == (sequence, original.type, original.aggregate_id)
+            assert base64.b64decode(event["payload"]) == original.payload and event["occurred_at"].endswith("Z")
+            assert attributes["event_type"]["Value"] == original.type and attributes["aggregate_id"]["Value"] == original.aggregate_id
+            assert attributes["event_id"]["Value"] == event_id
+        # Nothing more arrives: each event went out once.
+        time.sleep(2)
+        assert sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []) == []
+        cursor = moto.client("dynamodb").get_item(TableName=place.table, Key={"pk": {"S": f"OUTBOX#{topic}"}, "sk": {"S": "CURSOR"}})["Item"]
+        assert int(cursor["published_through"]["N"]) == max(sequence for sequence, _ in expected.values())
+
+
+# --- two gateways, one backend --------------------------------------------------------------------------------
+
+def test_two_gateways_share_uniqueness_locks_page_tokens_and_subscriptions(binaries, apis, moto, tmp_path):
+    place = AWSPlace(moto)
+    data = tmp_path / "data"
+    with aws_gateway(binaries, data, place) as a, aws_gateway(binaries, data, place, migrate=False) as b:
+        um = apis["users"][0]
+        # A duplicate email across them.
+        alice = a.tokens.metadata("uid-alice")
+        created = users(a, apis).CreateUser(um.CreateUserRequest(email="alice@example.com", display_name="Alice"), metadata=alice, timeout=10)
+        with pytest.raises(grpc.RpcError) as e:
+            users(b, apis).CreateUser(um.CreateUserRequest(email="ALICE@example.com", display_name="Other"),
+                                      metadata=b.tokens.metadata("uid-other"), timeout=10)
+        assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+        # A stale expected_version across them.
+        def rename(gw, name):
+            return users(gw, apis).UpdateUser(um.UpdateUserRequest(user=um.User(id=created.id, display_name=name),
+                                                                    update_mask={"paths": ["display_name"]}, expected_version=1),
+                                              metadata=alice, timeout=10)
+        assert rename(b, "Alice B").version == 2
+        with pytest.raises(grpc.RpcError) as e:
+            rename(a, "Alice A")
+        assert e.value.code() == grpc.StatusCode.ABORTED and "expected version 1, stored version is 2" in e.value.details()
+
+        # A page token from A works on B.
+        admin = a.tokens.metadata("uid-admin", admin=True)
+        for i in range(5):
+            users(a, apis).CreateUser(um.CreateUserRequest(email=f"u{i}@example.com", display_name=f"U{i}", firebase_uid=f"uid-u{i}"),
+                                      metadata=admin, timeout=10)
+        everyone = [u.id for page in all_pages(lambda t: users(a, apis).ListUsers(um.ListUsersRequest(page_size=100, page_token=t),
+                                                                                 metadata=admin, timeout=10)) for u in page.users]
+        first = users(a, apis).ListUsers(um.ListUsersRequest(page_size=2), metadata=admin, timeout=10)
+        rest = [u.id for page in all_pages(lambda t: users(b, apis).ListUsers(um.ListUsersRequest(page_size=2, page_token=t or first.next_page_token),
+                                                                             metadata=admin, timeout=10)) for u in page.users]
+        assert [u.id for u in first.users] + rest == everyone and len(everyone) == 6
+
+        # A subscriber on B gets A's events exactly once, in order.
+        em, md = apis["events"][0], a.tokens.metadata("uid-pub")
+        start = events(a, apis).PublishEvent(em.PublishEventRequest(event=new_event(apis, 0, type="Cross")), metadata=md, timeout=10).sequence
+        call = events(b, apis).Subscribe(em.SubscribeRequest(from_sequence=start, filter=em.EventFilter(types=["Cross"])), metadata=md, timeout=60)
+        published = [start]
+        for chunk in range(6):
+            batch = [new_event(apis, chunk * 50 + i, type="Cross") for i in range(50)]
+            published += [r.sequence for r in events(a, apis).PublishEvents(em.PublishEventsRequest(events=batch), metadata=md, timeout=10).results]
+        received = []
+        for item in call:
+            if item.WhichOneof("item") == "event":
+                received.append(item.event.sequence)
+                if len(received) == len(published):
+                    break
+        call.cancel()
+        assert received == published
+
+
+def test_an_upload_on_one_gateway_racing_a_delete_of_the_same_bytes_on_another_never_loses_them(binaries, apis, moto, tmp_path):
+    place = AWSPlace(moto)
+    data = tmp_path / "data"
+    api = apis["files"]
+    with aws_gateway(binaries, data, place) as a, aws_gateway(binaries, data, place, migrate=False) as b:
+        md_a, md_b = a.tokens.metadata("uid-racer-a"), b.tokens.metadata("uid-racer-b")
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            for round in range(12):
+                bytes_ = os.urandom(20_000 + round)
+                doomed = upload(b, api, md_b, bytes_, filename="doomed.bin")
+                uploading = pool.submit(upload, a, api, md_a, bytes_, filename="kept.bin")
+                deleting = pool.submit(files(b, apis).DeleteFile, api[0].DeleteFileRequest(id=doomed.id), metadata=md_b, timeout=30)
+                kept = uploading.result()
+                deleting.result()
+                assert a.blob_size(kept.key) == len(bytes_), f"round {round}: the blob of a live record is gone"
+                assert download(b, api, md_a, kept.id)[2] == hashlib.sha256(bytes_).hexdigest()
+                files(a, apis).DeleteFile(api[0].DeleteFileRequest(id=kept.id), metadata=md_a, timeout=10)
+                assert a.blob_size(kept.key) is None, "the last record's delete removes the blob"
+
+
+# --- signatures -----------------------------------------------------------------------------------------------
+
+def test_every_request_passes_motos_signature_check_and_a_refused_key_fails_once(binaries, apis, tmp_path):
+    with run_moto(INITIAL_NO_AUTH_ACTION_COUNT="3") as strict:
+        # moto lets three requests through unsigned: an IAM user, its policy, its access key.
+        iam = strict.client("iam")
+        iam.create_user(UserName="gateway")
+        iam.put_user_policy(UserName="gateway", PolicyName="all", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="gateway")["AccessKey"]
+        good = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        place = AWSPlace(strict)
+        with aws_gateway(binaries, tmp_path / "data", place, env=good) as gw:
+            um, fm, em = apis["users"][0], apis["files"][0], apis["events"][0]
+            md = gw.tokens.metadata("uid-signed")
+            user = users(gw, apis).CreateUser(um.CreateUserRequest(email="signed@example.com", display_name="S"), metadata=md, timeout=10)
+            users(gw, apis).UpdateUser(um.UpdateUserRequest(user=um.User(id=user.id, display_name="T"), update_mask={"paths": ["display_name"]}),
+                                       metadata=md, timeout=10)
+            users(gw, apis).CreateSession(um.CreateSessionRequest(device="laptop"), metadata=md, timeout=10)
+            admin = gw.tokens.metadata("uid-root", admin=True)
+            assert users(gw, apis).CountUsers(um.CountUsersRequest(), metadata=admin, timeout=10).count == 1
+            events(gw, apis).PublishEvents(em.PublishEventsRequest(events=[new_event(apis, i, idempotency_key=f"k{i}") for i in range(3)]),
+                                           metadata=md, timeout=10)
+            assert len(events(gw, apis).ListEvents(em.ListEventsRequest(), metadata=md, timeout=10).events) == 5
+            for size in (1_000, 17 << 20):
+                data = os.urandom(size)
+                info = upload(gw, apis["files"], md, data)
+                assert download(gw, apis["files"], md, info.id)[2] == hashlib.sha256(data).hexdigest()
+                files(gw, apis).DeleteFile(fm.DeleteFileRequest(id=info.id), metadata=md, timeout=10)
+            assert "X-Amz-Signature=" in files(gw, apis).GetDownloadUrl(
+                fm.GetDownloadUrlRequest(id=upload(gw, apis["files"], md, b"x").id), metadata=md, timeout=10).url
+
+            # The key is withdrawn while the gateway runs: one clear error on the RPC, one request to AWS.
+            strict.client("iam", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"]).delete_access_key(
+                UserName="gateway", AccessKeyId=key["AccessKeyId"])
+            strict.reset_stats()
+            with pytest.raises(grpc.RpcError) as e:
+                users(gw, apis).GetUser(um.GetUserRequest(id=user.id), metadata=md, timeout=10)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "refused the gateway's AWS credentials" in e.value.details() and key["SecretAccessKey"] not in e.value.details()
+            assert sum(strict.stats()["requests"].values()) == 1, strict.stats()
+
+        # A wrong secret stops the gateway at start with one message and one request, not a retry storm.
+        strict.reset_stats()
+        wrong = {**os.environ, **AWS_ENV, "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": "wrong"}
+        out = subprocess.run([str(binaries / "gateway"), "--port", "0", "--data-dir", str(tmp_path / "data"), *place.flags()],
+                                           env=wrong, capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0 and "refused the gateway's credentials" in out.stderr and "wrong" not in out.stderr.split("configuration")[-1]
+        assert sum(strict.stats()["requests"].values()) == 1
+
+
+# --- faults ---------------------------------------------------------------------------------------------------
+
+def test_rpcs_succeed_through_injected_faults_and_events_stay_exactly_once(binaries, apis, tmp_path):
+    with run_moto() as faulty:
+        place = AWSPlace(faulty)
+        with aws_gateway(binaries, tmp_path / "data", place) as gw:
+            um, em = apis["users"][0], apis["events"][0]
+            md = gw.tokens.metadata("uid-faults")
+            published = []
+            for phase, (status, code) in enumerate([(500, "InternalError"), (503, "ServiceUnavailable"), (400, "ThrottlingException")]):
+                faulty.faults(every=4, status=status, code=code, services=["dynamodb"])
+                uid = f"uid-fault-{phase}"
+                user = users(gw, apis).CreateUser(um.CreateUserRequest(email=f"f{phase}@example.com", display_name="F"),
+                                                  metadata=gw.tokens.metadata(uid), timeout=30)
+                users(gw, apis).UpdateUser(um.UpdateUserRequest(user=um.User(id=user.id, display_name="G"), update_mask={"paths": ["display_name"]},
+                                                                expected_version=1), metadata=gw.tokens.metadata(uid), timeout=30)
+                for i in range(8):
+                    published.append(events(gw, apis).PublishEvent(em.PublishEventRequest(event=new_event(apis, i, idempotency_key=f"{phase}-{i}")),
+                                                                   metadata=md, timeout=30).id)
+                published += [r.id for r in events(gw, apis).PublishEvents(
+                    em.PublishEventsRequest(events=[new_event(apis, 50 + i) for i in range(10)]), metadata=md, timeout=30).results]
+            faulty.faults(every=3, status=503, code="SlowDown", services=["s3"])
+            data = os.urandom(17 << 20)
+            info = upload(gw, apis["files"], md, data)
+            assert download(gw, apis["files"], md, info.id)[2] == hashlib.sha256(data).hexdigest()
+            faulty.faults(every=0)
+            orders = em.EventFilter(types=["OrderPlaced"])
+            log = [e for page in all_pages(lambda t: events(gw, apis).ListEvents(em.ListEventsRequest(filter=orders, page_token=t), metadata=md, timeout=10))
+                   for e in page.events]
+            assert [e.id for e in log] == published, "each acknowledged event once, in order, nothing else"
+            admin_view = [e.sequence for page in all_pages(lambda t: events(gw, apis).ListEvents(
+                em.ListEventsRequest(page_token=t), metadata=gw.tokens.metadata("uid-root", admin=True), timeout=10)) for e in page.events]
+            assert admin_view == list(range(1, len(admin_view) + 1)), "no gap, no duplicate"
+
+
+def test_a_paused_store_fails_fast_once_the_breaker_opens_and_recovers_without_losing_acknowledged_events(binaries, apis, tmp_path):
+    with run_moto() as paused:
+        place = AWSPlace(paused, timeout=1)
+        with aws_gateway(binaries, tmp_path / "data", place) as gw:
+            em, md = apis["events"][0], gw.tokens.metadata("uid-pause")
+            stub = events(gw, apis)
+            acknowledged = [stub.PublishEvent(em.PublishEventRequest(event=new_event(apis, i)), metadata=md, timeout=10) for i in range(10)]
+            os.kill(paused.proc.pid, signal.SIGSTOP)
+            try:
+                outcomes = []
+                for i in range(40):
+                    try:
+                        acknowledged.append(stub.PublishEvent(em.PublishEventRequest(event=new_event(apis, 100 + i)), metadata=md, timeout=20))
+                        outcomes.append("ok")
+                    except grpc.RpcError as e:
+                        outcomes.append((e.code(), e.details()))
+                        if e.code() == grpc.StatusCode.UNAVAILABLE and "fails fast" in e.details():
+                            break
+                assert outcomes[-1][0] == grpc.StatusCode.UNAVAILABLE and "fails fast" in outcomes[-1][1], outcomes
+                assert all(o == "ok" or o[0] == grpc.StatusCode.UNAVAILABLE for o in outcomes), outcomes
+            finally:
+                os.kill(paused.proc.pid, signal.SIGCONT)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    acknowledged.append(stub.PublishEvent(em.PublishEventRequest(event=new_event(apis, 999)), metadata=md, timeout=5))
+                    break
+                except grpc.RpcError as e:
+                    assert time.monotonic() < deadline, f"no recovery within 30 s: {e.code()} {e.details()}"
+                    time.sleep(0.5)
+            stored = {e.id: e.sequence for page in all_pages(lambda t: stub.ListEvents(em.ListEventsRequest(page_token=t), metadata=md, timeout=10))
+                      for e in page.events}
+            assert all(stored.get(e.id) == e.sequence for e in acknowledged), "an acknowledged event was lost"
