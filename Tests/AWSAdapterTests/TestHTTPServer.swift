@@ -2,13 +2,16 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import OpenSSLCrypto
+import ProtoRuntime
 import Synchronization
 
 /// A small HTTP/1.1 server on a free loopback port for the client tests. It counts connections and bytes
 /// and answers:
 /// - `GET /bytes/N`: N bytes of a fixed pattern (`pattern(at:)`), written with backpressure;
 /// - `PUT|POST /hash`: the SHA-256 (hex) and length of the body it received, and whether it came chunked;
-/// - `GET /status/N`: status N with a short body; `GET /silent`: never answers.
+/// - `GET /status/N`: status N with a short body; `GET /silent`: never answers;
+/// - `GET /creds/T`: container credentials expiring at Unix time T (`AccessKeyId` `AKID<n>` for the n-th
+///   request), only with `Authorization: token-1`.
 final class TestHTTPServer: Sendable {
     final class Counters: Sendable {
         let connections = Atomic<Int>(0)
@@ -16,6 +19,7 @@ final class TestHTTPServer: Sendable {
         let received = Atomic<Int>(0)
         /// Responses the client stopped reading before their end.
         let abandoned = Atomic<Int>(0)
+        let credentialRequests = Atomic<Int>(0)
     }
 
     let counters = Counters()
@@ -122,6 +126,14 @@ final class TestHTTPServer: Sendable {
                 reply(HTTPResponseStatus(statusCode: Int(parts[1]) ?? 500), "status \(parts[1])", context: context)
             case (.GET, "silent"?):
                 break
+            case (.GET, "creds"?):
+                guard head.headers["authorization"].first == "token-1" else {
+                    reply(.unauthorized, "no", context: context)
+                    return
+                }
+                let n = counters.credentialRequests.add(1, ordering: .relaxed).newValue
+                let expires = (try? ProtoJSONTime.formatTimestamp(seconds: Int64(parts[1]) ?? 0, nanos: 0)) ?? ""
+                reply(.ok, #"{"AccessKeyId":"AKID\#(n)","SecretAccessKey":"secret-\#(n)","Token":"token-\#(n)","Expiration":"\#(expires)"}"#, context: context)
             default:
                 reply(.notFound, "no such path", context: context)
             }

@@ -43,6 +43,8 @@ public final class AWSClient: Sendable {
         public var connectTimeout: Duration = .seconds(3)
         /// A streamed transfer that moves no byte for this long (while its reader reads) is abandoned.
         public var idleTimeout: Duration = .seconds(30)
+        /// How the client waits between attempts (replaced in tests to see the waits without taking them).
+        public var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
 
         public init() {}
 
@@ -201,7 +203,7 @@ public final class AWSClient: Sendable {
             }
             lastRetryCost = cost
             guard let delay = settings.retry.delay(after: attempt, reason, retryAfter: failure.retryAfter) else { throw failure }
-            try await Task.sleep(for: delay)
+            try await settings.sleep(delay)
         }
     }
 

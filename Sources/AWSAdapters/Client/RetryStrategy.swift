@@ -132,15 +132,18 @@ public final class CircuitBreaker: Sendable {
     public let endpoint: String
     private let settings: Settings
     private let state = Mutex(State.closed(failures: 0))
+    private let now: @Sendable () -> ContinuousClock.Instant
 
-    public init(endpoint: String, settings: Settings = .defaults) {
+    /// `now` tells the time (replaced in tests).
+    public init(endpoint: String, settings: Settings = .defaults, now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.endpoint = endpoint
         self.settings = settings
+        self.now = now
     }
 
     /// Whether a request may go now. A false answer says how long until the next probe.
     func permit() -> (allowed: Bool, retryIn: Duration) {
-        let now = ContinuousClock.now
+        let now = now()
         return state.withLock { state in
             switch state {
             case .closed:
@@ -162,7 +165,7 @@ public final class CircuitBreaker: Sendable {
     /// Returns true when this failure opened the circuit.
     @discardableResult
     func recordFailure() -> Bool {
-        let now = ContinuousClock.now
+        let now = now()
         return state.withLock { state in
             switch state {
             case .closed(let failures):
@@ -185,7 +188,7 @@ public final class CircuitBreaker: Sendable {
     /// The probe's request ended without telling anything about the endpoint (e.g. cancelled): let another probe.
     func recordNeutral() {
         state.withLock { state in
-            if case .halfOpen(let cooldown) = state { state = .open(until: ContinuousClock.now, cooldown: cooldown) }
+            if case .halfOpen(let cooldown) = state { state = .open(until: now(), cooldown: cooldown) }
         }
     }
 
