@@ -170,7 +170,7 @@ let package = Package(
             .executableTarget(name: "codec-conformance", dependencies: ["ConformanceProtos", "GatewayProtos", "ProtoRuntime"]),
             // The codec fuzz property (scripts/fuzz), shared by the libFuzzer target and the corpus replay test.
             .target(name: "CodecFuzzing", dependencies: ["ConformanceProtos", "GatewayProtos", "StandardProtos", "ProtoRuntime"]),
-            .executableTarget(name: "codec-fuzz", dependencies: ["CodecFuzzing"]),
+            .executableTarget(name: "codec-fuzz", dependencies: ["CodecFuzzing", "AWSAdapters"]),
             // Codec throughput, printed next to upb and swift-protobuf by scripts/bench-codec.
             .executableTarget(name: "codec-bench", dependencies: ["GatewayProtos", "StandardProtos", "ProtoRuntime"]),
 
@@ -193,7 +193,8 @@ let package = Package(
             .testTarget(name: "ProtoCodegenTests", dependencies: ["ProtoCodegen"]),
             .testTarget(
                 name: "AWSAdapterTests",
-                dependencies: ["AWSAdapters", "CurlHTTP", "MotoSupport", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
+                dependencies: ["AWSAdapters", "CurlHTTP", "MotoSupport", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+                resources: [.copy("FuzzCorpus")]
             ),
             .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
             .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "CurlHTTP", .product(name: "NIOPosix", package: "swift-nio"), "GatewayApplication", "MemoryAdapters", "GatewayProtos", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]),

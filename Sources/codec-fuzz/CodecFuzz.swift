@@ -1,13 +1,21 @@
+import AWSAdapters
 import CodecFuzzing
 #if canImport(Glibc)
 import Glibc
 #endif
 
 // Built with `-sanitize=fuzzer` and `-DFUZZING` (scripts/fuzz), this is a libFuzzer target. Built normally, it
-// replays the files given as arguments, e.g. a crash libFuzzer found.
+// replays the files given as arguments, e.g. a crash libFuzzer found. `FUZZ_TARGET=aws` fuzzes the decoders of
+// AWS replies instead of the protobuf and JSON ones.
+let fuzzingAWSReplies = getenv("FUZZ_TARGET").map { String(cString: $0) } == "aws"
+
+func check(_ bytes: UnsafeRawBufferPointer) {
+    if fuzzingAWSReplies { AWSReplyFuzzing.check(bytes) } else { CodecFuzzing.check(bytes) }
+}
+
 #if FUZZING
 func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    CodecFuzzing.check(UnsafeRawBufferPointer(start: data, count: size))
+    check(UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }
 
@@ -39,7 +47,7 @@ struct CodecFuzzReplay {
             var chunk = [UInt8](repeating: 0, count: 65536)
             while case let n = fread(&chunk, 1, chunk.count, f), n > 0 { bytes += chunk[0..<n] }
             fclose(f)
-            bytes.withUnsafeBytes { CodecFuzzing.check($0) }
+            bytes.withUnsafeBytes { check($0) }
             print("ok \(path)")
         }
     }
