@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import GatewayApplication
 import ProtoRuntime
@@ -113,7 +116,7 @@ public final class AWSCredentialChain: AWSCredentialProvider {
         let configFile = environment["AWS_CONFIG_FILE"] ?? "\(home)/.aws/config"
         // In the config file every profile but the default is `[profile name]`.
         for (file, section) in [(credentialsFile, profile), (configFile, profile == "default" ? "default" : "profile \(profile)")] {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            guard let text = Self.readText(file) else { continue }
             let values = Self.iniSection(section, in: text)
             if let id = values["aws_access_key_id"], let secret = values["aws_secret_access_key"] {
                 return AWSCredentials(
@@ -149,7 +152,7 @@ public final class AWSCredentialChain: AWSCredentialProvider {
     // MARK: Web identity
 
     private func assumeRoleWithWebIdentity(tokenFile: String, role: String) async throws -> AWSCredentials {
-        guard let token = try? String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
+        guard let token = Self.readText(tokenFile)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
             throw AWSCredentialsError("AWS_WEB_IDENTITY_TOKEN_FILE \(tokenFile) cannot be read or is empty")
         }
         let session = environment["AWS_ROLE_SESSION_NAME"] ?? "gateway-\(clock.now().seconds)"
@@ -196,7 +199,7 @@ public final class AWSCredentialChain: AWSCredentialProvider {
         }
         var headers: [(name: String, value: String)] = [("Accept", "application/json")]
         if let file = environment["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] {
-            guard let token = try? String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) else {
+            guard let token = Self.readText(file)?.trimmingCharacters(in: .whitespacesAndNewlines) else {
                 throw AWSCredentialsError("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE \(file) cannot be read")
             }
             headers.append(("Authorization", token))
@@ -241,6 +244,24 @@ public final class AWSCredentialChain: AWSCredentialProvider {
         }
         return host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "169.254.170.2" || host == "169.254.170.23"
             || host == "fd00:ec2::23"
+    }
+
+    /// A small text file (credentials, a token): at most 1 MiB, nil when it cannot be read. Read with `open`
+    /// and `read`: Foundation's `String(contentsOfFile:)` leaks its buffer on an empty file (LeakSanitizer).
+    static func readText(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while bytes.count <= 1 << 20 {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { return String(decoding: bytes, as: UTF8.self) }
+            bytes += buffer[0..<n]
+        }
+        return nil
     }
 
     /// The URL without its query (which may carry a token).
