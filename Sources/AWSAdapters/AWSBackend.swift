@@ -158,8 +158,6 @@ public final class AWSBackend: Sendable {
     private func problems<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let problem as DynamoDBTable.Problem {
-            throw Problem(problem.description)
         } catch let error as AWSError {
             if error.isAuthenticationFailure {
                 throw Problem("AWS refused the gateway's credentials (\(error.service) \(error.code)): check AWS_ACCESS_KEY_ID/AWS_PROFILE and the secret")

@@ -62,6 +62,10 @@ final class CurlMulti: Sendable {
     /// Ends the thread once the transfers under way have been cancelled.
     func stop() { submit(.stop) }
 
+    deinit {
+        curl_multi_cleanup(multi)
+    }
+
     // MARK: The curl thread
 
     private func run() {
@@ -89,7 +93,7 @@ final class CurlMulti: Sendable {
                     for transfer in active.values {
                         transfer.finish(in: multi, result: .failure(HTTPClientError(url: transfer.url, reason: "the HTTP client was shut down")))
                     }
-                    curl_multi_cleanup(multi)
+                    // The handle itself goes in deinit: response bodies still held may submit (and wake) after this.
                     return
                 }
             }

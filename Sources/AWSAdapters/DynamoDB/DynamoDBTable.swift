@@ -12,11 +12,6 @@ public struct DynamoDBTable: Sendable {
         self.db = db
     }
 
-    /// Why the table cannot be used, in words that name the fix.
-    public struct Problem: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// Creates the table and its index if missing and waits until both are active; checks an existing one.
     /// Returns whether it created the table.
     @discardableResult
@@ -55,19 +50,19 @@ public struct DynamoDBTable: Sendable {
             let status = try await describe()
             if status.active && status.hasIndex { return created }
             guard ContinuousClock.now < deadline else {
-                throw Problem(description: "table \(db.table) did not become active within \(AWSClient.seconds(timeout))")
+                throw AWSBackend.Problem("table \(db.table) did not become active within \(AWSClient.seconds(timeout))")
             }
             try await Task.sleep(for: .seconds(1))
         }
     }
 
-    /// Checks that the table exists with the gateway's keys and index; a ``Problem`` naming the fix otherwise.
+    /// Checks that the table exists with the gateway's keys and index; an ``AWSBackend/Problem`` naming the fix otherwise.
     public func check() async throws {
         let status = try await describe()
         guard status.hasIndex else {
-            throw Problem(description: "table \(db.table) lacks the index \(TableKeys.collectionIndex): run `gateway migrate` to add it")
+            throw AWSBackend.Problem("table \(db.table) lacks the index \(TableKeys.collectionIndex): run `gateway migrate` to add it")
         }
-        guard status.active else { throw Problem(description: "table \(db.table) is not active yet (\(status.state)); wait and start again") }
+        guard status.active else { throw AWSBackend.Problem("table \(db.table) is not active yet (\(status.state)); wait and start again") }
     }
 
     private func describe() async throws -> (active: Bool, state: String, hasIndex: Bool) {
@@ -75,15 +70,15 @@ public struct DynamoDBTable: Sendable {
         do {
             reply = try await db.call("DescribeTable", object(["TableName": .string(db.table)]))
         } catch let error as AWSError where error.code == "ResourceNotFoundException" {
-            throw Problem(description: """
+            throw AWSBackend.Problem("""
                 DynamoDB table \(db.table) does not exist: create it with `gateway migrate` (same flags as serve), \
                 or point --dynamodb-table at the gateway's table
                 """)
         }
-        guard let table = reply["Table"] else { throw Problem(description: "DescribeTable of \(db.table) answered no table") }
+        guard let table = reply["Table"] else { throw AWSBackend.Problem("DescribeTable of \(db.table) answered no table") }
         let keys = (table["KeySchema"]?.arrayValue ?? []).compactMap { $0["AttributeName"]?.stringValue }
         guard keys == ["pk", "sk"] else {
-            throw Problem(description: "table \(db.table) has keys \(keys.joined(separator: ", ")), not pk and sk: it is not a gateway table")
+            throw AWSBackend.Problem("table \(db.table) has keys \(keys.joined(separator: ", ")), not pk and sk: it is not a gateway table")
         }
         let index = (table["GlobalSecondaryIndexes"]?.arrayValue ?? []).first { $0["IndexName"]?.stringValue == TableKeys.collectionIndex }
         let state = table["TableStatus"]?.stringValue ?? "UNKNOWN"

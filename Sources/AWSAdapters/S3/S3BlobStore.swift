@@ -56,11 +56,11 @@ public final class S3BlobStore: BlobStore {
         do {
             _ = try await client.send(.init(operation: "HeadBucket", method: "HEAD", path: settings.pathStyle ? "/\(settings.bucket)" : "/"))
         } catch let error as AWSError where error.status == 404 {
-            throw DynamoDBTable.Problem(description: """
+            throw AWSBackend.Problem("""
                 S3 bucket \(settings.bucket) does not exist: create it (aws s3 mb s3://\(settings.bucket)) or point --s3-bucket at the gateway's bucket
                 """)
         } catch let error as AWSError where error.status == 403 {
-            throw DynamoDBTable.Problem(description: "S3 bucket \(settings.bucket) refuses the gateway's credentials (\(error.code))")
+            throw AWSBackend.Problem("S3 bucket \(settings.bucket) refuses the gateway's credentials (\(error.code))")
         }
     }
 

@@ -27,7 +27,7 @@ public final class SNSEventPublisher: EventPublisher {
         do {
             _ = try await call(["Action": "GetTopicAttributes", "TopicArn": topicARN], operation: "GetTopicAttributes")
         } catch let error as AWSError where error.code == "NotFound" || error.status == 404 {
-            throw DynamoDBTable.Problem(description: "SNS topic \(topicARN) does not exist: create it, or fix --sns-topic-arn")
+            throw AWSBackend.Problem("SNS topic \(topicARN) does not exist: create it, or fix --sns-topic-arn")
         }
     }
 

@@ -67,10 +67,7 @@ public struct HTTPResponse: Sendable {
         self.body = body
     }
 
-    public func header(_ name: String) -> String? {
-        let name = name.lowercased()
-        return headers.first { $0.name == name }?.value
-    }
+    public func header(_ name: String) -> String? { value(of: name, in: headers) }
 }
 
 /// A response whose body is still arriving.
@@ -88,10 +85,7 @@ public struct HTTPStreamingResponse: Sendable {
         self.body = body
     }
 
-    public func header(_ name: String) -> String? {
-        let name = name.lowercased()
-        return headers.first { $0.name == name }?.value
-    }
+    public func header(_ name: String) -> String? { value(of: name, in: headers) }
 
     /// Reads the rest of the body, refusing more than `limit` bytes.
     public func collect(upTo limit: Int) async throws -> [UInt8] {
@@ -105,6 +99,12 @@ public struct HTTPStreamingResponse: Sendable {
         }
         return bytes
     }
+}
+
+/// The value of the first header named `name` (compared without case) in a list of lower-cased names.
+private func value(of name: String, in headers: [(name: String, value: String)]) -> String? {
+    let name = name.lowercased()
+    return headers.first { $0.name == name }?.value
 }
 
 /// Bytes pulled one chunk at a time: a request body the client reads as it sends, or a response body the
