@@ -2,9 +2,10 @@ import GatewayApplication
 import OpenSSLCrypto
 import ProtoRuntime
 
-/// Verifies Firebase ID tokens and session cookies without a Firebase SDK (FIREBASE-TOKENS §15): strict
-/// structure, `alg` exactly RS256 (never chosen from the header), claims and times, then RS256 with the key
-/// named by `kid` from a fixed key source. Cheap checks first, the signature last (as firebase-admin-go).
+/// Verifies Firebase ID tokens and session cookies without a Firebase SDK (Firebase's "Verify ID tokens
+/// using a third-party JWT library"): strict structure, `alg` exactly RS256 (never chosen from the header),
+/// claims and times, then RS256 with the key named by `kid` from a fixed key source. Cheap checks first, the
+/// signature last (as firebase-admin-go).
 public struct FirebaseTokenVerifier: TokenVerifier {
     public struct Configuration: Sendable {
         public var projectID: String

@@ -2,7 +2,7 @@ import GatewayApplication
 import ProtoRuntime
 import Synchronization
 
-/// `check_revoked` (FIREBASE-TOKENS §8), off by default: after a token verifies, asks the Identity Toolkit
+/// `check_revoked` (a Firebase Admin SDK option), off by default: after a token verifies, asks the Identity Toolkit
 /// `accounts:lookup` API (as a service account) whether its user is disabled or has revoked tokens issued before
 /// `validSince`, as firebase-admin-python and -go do (they compare `iat`; Node compares `auth_time`). Answers
 /// are cached per user for `cacheSeconds`, so a revocation takes effect within that time. If the directory

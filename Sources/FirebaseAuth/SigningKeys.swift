@@ -11,7 +11,7 @@ public protocol SigningKeySource: Sendable {
 }
 
 /// Keys from a `{kid: PEM certificate}` document (Google's format, not JWKS), cached by `Cache-Control:
-/// max-age` (FIREBASE-TOKENS §4):
+/// max-age` (as Firebase's "Verify ID tokens using a third-party JWT library" asks):
 /// - `max-age` clamped to [1 min, 24 h]; a missing or unparsable one counts as the minimum;
 /// - refreshed in the background shortly before it expires, by one request however many callers;
 /// - an unknown `kid` triggers at most one refresh per `unknownKeyRefreshInterval`, then is refused;
@@ -122,7 +122,7 @@ public final class HTTPSigningKeys: SigningKeySource {
     }
 
     private func fetch() async throws -> KeySet {
-        // No Authorization header: Google's key endpoints reject authorized requests (FIREBASE-TOKENS §3).
+        // No Authorization header: Google's key endpoints reject authorized requests (firebase-admin-go PR #161).
         let response = try await http.send(HTTPRequest(
             url: configuration.url, timeout: configuration.timeout, connectTimeout: configuration.connectTimeout
         ))

@@ -2,7 +2,7 @@ import RPCCore
 import StandardProtos
 
 /// `grpc.testing.TestService` as the interop spec's server features define it
-/// (grpc/grpc `doc/interop-test-descriptions.md`, GRPC-WIRE §9).
+/// (grpc/grpc `doc/interop-test-descriptions.md`, section "Server").
 public struct InteropTestService: Grpc_Testing_TestService.ServiceProtocol {
     public init() {}
 

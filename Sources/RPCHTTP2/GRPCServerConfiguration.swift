@@ -1,4 +1,5 @@
-/// How a ``GRPCServer`` listens and what it allows. Defaults follow gRPC's (GRPC-WIRE F5, K2, R10).
+/// How a ``GRPCServer`` listens and what it allows. Defaults follow gRPC's (the 4 MiB receive limit of
+/// `grpc_types.h` and grpc-go, `doc/keepalive.md`, PROTOCOL-HTTP2.md's header-size advice).
 public struct GRPCServerConfiguration: Sendable {
     public var host: String
     public var port: Int

@@ -1,4 +1,5 @@
-/// `grpc-message` coding: UTF-8, then every byte outside `%x20-24 / %x26-7E` as `%XX` (GRPC-WIRE S4).
+/// `grpc-message` coding: UTF-8, then every byte outside `%x20-24 / %x26-7E` as `%XX` (gRPC PROTOCOL-HTTP2.md,
+/// Status-Message).
 enum GRPCStatusMessage {
     static func encode(_ message: String) -> String {
         let hex = Array("0123456789ABCDEF".utf8)

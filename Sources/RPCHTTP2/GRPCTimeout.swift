@@ -1,4 +1,4 @@
-/// The `grpc-timeout` header: 1 to 8 ASCII digits and a unit (`H M S m u n`), GRPC-WIRE R4.
+/// The `grpc-timeout` header: 1 to 8 ASCII digits and a unit (`H M S m u n`), gRPC PROTOCOL-HTTP2.md.
 enum GRPCTimeout {
     static func parse(_ value: String) -> Duration? {
         let utf8 = Array(value.utf8)

@@ -31,7 +31,7 @@ enum MessageEncoding: String, Sendable, CaseIterable {
     }
 
     /// Decompresses one message, stopping as soon as the output would exceed `limit` bytes (a small
-    /// compressed message can expand enormously, GRPC-WIRE C6).
+    /// compressed message can expand enormously; grpc-go's `rpc_util.go` also limits the decompressed size).
     func decompress(_ input: [UInt8], limit: Int) throws(Failure) -> [UInt8] {
         guard self != .identity else { return input }
         var stream = z_stream()

@@ -1,16 +1,16 @@
 import NIOCore
 
-/// gRPC's length-prefixed messages (GRPC-WIRE F1–F7): a flag byte (1 = compressed), a 4-byte big-endian
-/// length, the message. DATA frame boundaries mean nothing to it.
+/// gRPC's length-prefixed messages (gRPC PROTOCOL-HTTP2.md, Length-Prefixed-Message; doc/statuscodes.md): a
+/// flag byte (1 = compressed), a 4-byte big-endian length, the message. DATA frame boundaries mean nothing to it.
 struct MessageDeframer {
     enum Failure: Error, Equatable {
-        /// The declared length exceeds the limit; checked before buffering (F5).
+        /// The declared length exceeds the limit; checked before buffering (RESOURCE_EXHAUSTED, as grpc-go).
         case tooLarge(length: Int, limit: Int)
-        /// Flag 1 without a `grpc-encoding` (F4).
+        /// Flag 1 without a `grpc-encoding` (PROTOCOL-HTTP2.md, Compressed-Flag).
         case compressedWithoutEncoding
         case decompressionFailed
         case decompressedTooLarge(limit: Int)
-        /// The stream ended inside a message (F7).
+        /// The stream ended inside a message (INTERNAL, as grpc-go).
         case truncated
     }
 

@@ -1,7 +1,7 @@
 import ProtoRuntime
 import RPCCore
 
-/// Custom metadata in HTTP/2 header fields (GRPC-WIRE R6, R7).
+/// Custom metadata in HTTP/2 header fields (gRPC PROTOCOL-HTTP2.md, Custom-Metadata).
 enum MetadataCoding {
     /// Header names that are part of the protocol, never custom metadata.
     static func isReserved(_ name: String) -> Bool {

@@ -102,7 +102,7 @@ final class NGHTTP2Session {
                                    value: settings.initialWindowSize),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
                                    value: settings.maxHeaderListSize),
-            // RFC 9218: no priority tree work (GRPC-WIRE N14).
+            // RFC 9218 §2.1: no priority tree work (nghttp2.h).
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
         ]
         if role == .client { entries.removeFirst() }

@@ -126,8 +126,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     // MARK: Output
 
-    /// Writes what the session has to send, in one buffer per pass (GRPC-WIRE N2). Stops while the socket is
-    /// not writable; `channelWritabilityChanged` resumes it.
+    /// Writes what the session has to send, in one buffer per pass (nghttp2.h, `nghttp2_session_mem_send`:
+    /// buffer up small chunks). Stops while the socket is not writable; `channelWritabilityChanged` resumes it.
     private func flush() {
         flushScheduled = false
         guard let context, let session, context.channel.isActive else { return }
@@ -570,7 +570,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
-    // MARK: Graceful shutdown (GRPC-WIRE K5, K6)
+    // MARK: Graceful shutdown (gRPC proposal A9; nghttp2_submit_shutdown_notice)
 
     private func beginGracefulShutdown() {
         guard shutdown == .running, let session, let context else { return }
@@ -587,7 +587,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     /// Runs inside a session callback (the PING ACK) or from a timer: it only submits, and the write happens
-    /// after the callback returns (nghttp2 must not be re-entered, GRPC-WIRE N9).
+    /// after the callback returns (nghttp2 must not be re-entered: nghttp2 programmers' guide, "Remarks").
     private func sendFinalGoAway() {
         guard shutdown == .noticeSent else { return }
         shutdown = .goAwaySent

@@ -1,7 +1,8 @@
 import RPCCore
 
-/// A request's headers checked against the gRPC protocol, in grpc-go's order (GRPC-WIRE §6): accepted, or
-/// the early-abort response to send instead. A value type without I/O, so it is tested on its own.
+/// A request's headers checked against the gRPC protocol, in grpc-go's order (`operateHeaders` in
+/// internal/transport/http2_server.go): accepted, or the early-abort response to send instead. A value type
+/// without I/O, so it is tested on its own.
 struct ServerRequestHead {
     var method: String
     var path: String
@@ -19,7 +20,7 @@ struct ServerRequestHead {
     struct Rejection: Error, Equatable {
         var httpStatus: Int
         var status: Status
-        /// Unsupported `grpc-encoding`: the response lists what we accept (C2).
+        /// Unsupported `grpc-encoding`: the response lists what we accept (doc/compression.md).
         var listAcceptedEncodings = false
     }
 
@@ -111,7 +112,7 @@ struct ServerRequestHead {
         ))
     }
 
-    /// `application/grpc`, optionally followed by `+…` or `;…` (R3); `application/grpc-web` is not gRPC.
+    /// `application/grpc`, optionally followed by `+…` or `;…` (PROTOCOL-HTTP2.md, Content-Type); `application/grpc-web` is not gRPC.
     static func isGRPCContentType(_ value: String) -> Bool {
         guard value.hasPrefix("application/grpc") else { return false }
         let rest = value.dropFirst("application/grpc".count)

@@ -133,7 +133,7 @@ struct FirebaseTokenVerifierTests {
         }
     }
 
-    /// The caller reads these: they say which check failed, in words (FIREBASE-TOKENS §7).
+    /// The caller reads these: they say which check failed, in words (as the Firebase Admin SDKs' errors do).
     @Test func messagesSayWhatFailed() async {
         func message(_ token: String, _ kind: TokenKind = .idToken) async -> String? {
             do {

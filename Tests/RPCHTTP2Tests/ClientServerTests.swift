@@ -103,7 +103,7 @@ struct ClientServerTests {
     }
 }
 
-/// Fails with rich error details in `grpc-status-details-bin` (S7).
+/// Fails with rich error details in `grpc-status-details-bin` (google.rpc.Status, as gRPC's error model describes).
 struct DetailsService: RPCService {
     func registerMethods(with router: inout RPCRouter) {
         router.unary(Grpc_Testing_TestService.Method.emptyCall) { (_: Grpc_Testing_Empty, _) -> Grpc_Testing_Empty in

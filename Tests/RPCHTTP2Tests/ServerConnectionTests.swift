@@ -120,7 +120,7 @@ struct ServerConnectionTests {
         await h.channel.testingEventLoop.advanceTime(by: .milliseconds(60))
         try await h.pump { h.closed(id) }
         #expect(h.responses[id]?.grpcStatus == 4)
-        // The client had not half-closed: the trailers are followed by RST_STREAM(NO_ERROR) (S5).
+        // The client had not half-closed: the trailers are followed by RST_STREAM(NO_ERROR) (RFC 9113 §8.1, as grpc-go does).
         #expect(h.responses[id]?.closedWith == 0)
         try await h.close()
     }
@@ -151,7 +151,7 @@ final class Flag: Sendable {
     func set() { value.withLock { $0 = true } }
 }
 
-@Suite("graceful shutdown (GRPC-WIRE K5, N9)")
+@Suite("graceful shutdown (gRPC proposal A9, nghttp2 programmers' guide)")
 struct GracefulShutdownTests {
     /// The client's PING ACK arrives inside nghttp2's receive callback and triggers the final GOAWAY; the
     /// handler must not write from inside that callback. (Regression: it did, and the re-entrancy check
@@ -171,7 +171,7 @@ struct GracefulShutdownTests {
     }
 }
 
-@Suite("keepalive ping policy (GRPC-WIRE K3)")
+@Suite("keepalive ping policy (gRPC doc/keepalive.md)")
 struct PingPolicyTests {
     /// grpc-go probes bandwidth with PINGs while a stream moves data; sending data forgives them.
     /// (Regression: strikes were only forgiven by new RPCs, so grpc-go's ping_pong got GOAWAY.)

@@ -25,7 +25,7 @@ struct WireFormatTests {
         #expect(GRPCTimeout.parse(GRPCTimeout.format(.milliseconds(1500)))! >= .milliseconds(1500))
     }
 
-    /// GRPC-WIRE S4: `a%b ☺\n` → `a%25b %E2%98%BA%0A`, as grpc-go and C-core do.
+    /// gRPC PROTOCOL-HTTP2.md, Status-Message: `a%b ☺\n` → `a%25b %E2%98%BA%0A`, as grpc-go and C-core do.
     @Test func statusMessagePercentEncoding() {
         #expect(GRPCStatusMessage.encode("a%b ☺\n") == "a%25b %E2%98%BA%0A")
         #expect(GRPCStatusMessage.decode("a%25b %E2%98%BA%0A") == "a%b ☺\n")
@@ -44,7 +44,7 @@ struct WireFormatTests {
         #expect(throws: MetadataCoding.InvalidBinaryValue.self) {
             try MetadataCoding.add(name: "x-bin", value: "!!!", to: &metadata)
         }
-        // Non-ASCII text values are dropped (R6), not an error.
+        // Non-ASCII text values are dropped (PROTOCOL-HTTP2.md, Custom-Metadata), not an error.
         try MetadataCoding.add(name: "x-text", value: "caf\u{E9}", to: &metadata)
         #expect(metadata[stringValues: "x-text"].isEmpty)
         #expect(MetadataCoding.headers(for: metadata).first { $0.0 == "x-bin" }?.1 == "AAEC")
@@ -125,7 +125,7 @@ struct MessageDeframerTests {
     }
 }
 
-@Suite("request validation (GRPC-WIRE §6)")
+@Suite("request validation (PROTOCOL-HTTP2 Requests, grpc-go operateHeaders)")
 struct ServerRequestHeadTests {
     static let valid: [(name: String, value: String)] = [
         (":method", "POST"), (":scheme", "http"), (":path", "/pkg.Service/Method"), (":authority", "localhost"),

@@ -1,5 +1,5 @@
 """Firebase-shaped signing keys, tokens and a local key server, built with independent code (PyJWT and
-`cryptography`), as FIREBASE-TOKENS.md §14 describes. Nothing here reaches Google."""
+`cryptography`), shaped like Google's real `{kid: PEM}` key documents. Nothing here reaches Google."""
 
 import base64
 import datetime
@@ -68,7 +68,7 @@ def hs256_with_public_key(key: SigningKey, claims: dict) -> str:
 
 
 def id_token_claims(now, uid="Xq3vDk0cNnPqZ1LmUo8sTaYbW2e4", provider="google.com", project=PROJECT, **overrides):
-    """The claim layout of a real ID token (§14), for the given sign-in provider."""
+    """The claim layout of a real ID token, for the given sign-in provider."""
     identities = {
         "google.com": {"google.com": ["109876543210987654321"], "email": ["ada@example.com"]},
         "password": {"email": ["ada@example.com"]},

@@ -234,7 +234,7 @@ def test_no_usable_keys_is_unavailable(binaries, tmp_path, keys, failure):
 
 # --- firebase-admin as the reference verifier ----------------------------------------------------------------
 
-# Where firebase-admin and we disagree on purpose (FIREBASE-TOKENS.md §14 and the issue's rules):
+# Where firebase-admin and we disagree on purpose (measured against firebase-admin-python; the issue's rules):
 KNOWN_DIFFERENCES = {
     # firebase-admin does not check auth_time at all; we refuse a sign-in time in the future.
     "auth_time in the future": "firebase-admin ignores auth_time",
@@ -252,7 +252,7 @@ KNOWN_DIFFERENCES = {
 
 @pytest.fixture(scope="module")
 def reference(key_server):
-    """firebase-admin pointed at the local key server (§14, differential oracle)."""
+    """firebase-admin pointed at the local key server (a differential oracle)."""
     os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)  # emulator mode skips verification entirely
     import firebase_admin
     import google.auth.credentials

@@ -1,6 +1,6 @@
-"""Wire compatibility with gRPC implementations nobody here wrote (GRPC-WIRE §9, §15): the official Python
-interop client (grpc 1.51.1, C-core) and grpc-go 1.33.3's against our interop-server, and our interop-client
-against their servers."""
+"""Wire compatibility with gRPC implementations nobody here wrote (grpc doc/interop-test-descriptions.md): the
+official Python interop client (grpc 1.51.1, C-core) and grpc-go 1.33.3's against our interop-server, and our
+interop-client against their servers."""
 
 import subprocess
 
@@ -8,7 +8,8 @@ import pytest
 
 from conftest import free_port, serve
 
-# The cases both official clients run (GRPC-WIRE §15.2, §15.4); neither runs the compression cases.
+# The cases both official clients run (grpc 1.51.1 tests.interop.client, grpc-go 1.33.3 interop/client); neither
+# runs the compression cases.
 CASES = ["empty_unary", "large_unary", "client_streaming", "server_streaming", "ping_pong", "empty_stream",
          "cancel_after_begin", "cancel_after_first_response", "timeout_on_sleeping_server", "custom_metadata",
          "status_code_and_message", "special_status_message", "unimplemented_method", "unimplemented_service"]

@@ -1,4 +1,5 @@
-"""HTTP/2 edge cases against the interop-server, spoken frame by frame with hyper-h2 (GRPC-WIRE §1–§6, §8).
+"""HTTP/2 edge cases against the interop-server, spoken frame by frame with hyper-h2 (gRPC PROTOCOL-HTTP2.md,
+doc/keepalive.md, grpc-go's request checks).
 
 Black-box: a raw h2c (prior knowledge) connection per test, hand-encoded protobuf bodies, and a log of every
 frame the server sent (parsed from the socket bytes, independently of h2's event view) so that a failing test
@@ -115,7 +116,7 @@ def streaming_input_request(size: int) -> bytes:
 
 
 def frame(message: bytes, flag: int = 0) -> bytes:
-    """A Length-Prefixed-Message (F1)."""
+    """A Length-Prefixed-Message (gRPC PROTOCOL-HTTP2.md)."""
     return bytes([flag]) + struct.pack(">I", len(message)) + message
 
 
@@ -468,7 +469,7 @@ def assert_unary_ok(client, st, response_size):
 # --- the cases ---------------------------------------------------------------------------------------------
 
 def test_01_non_grpc_content_type(client):
-    # V5 (R3): early abort 415 + INVALID_ARGUMENT in one HEADERS with END_STREAM; S5: RST_STREAM(NO_ERROR)
+    # A bad content-type: early abort 415 + INVALID_ARGUMENT in one HEADERS with END_STREAM, then RST_STREAM(NO_ERROR)
     # follows when the client had not ended its stream.
     sid = client.start(TS + "UnaryCall", content_type="application/json")  # HEADERS only, stream left open
     st = client.wait(sid)

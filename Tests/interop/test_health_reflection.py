@@ -1,5 +1,5 @@
 """Health checking and server reflection on our interop-server, checked with clients nobody here wrote
-(GRPC-WIRE §10, §11, §15.5, §15.7): the official grpcio-health-checking stubs, grpcio-reflection's
+(gRPC doc/health-checking.md, doc/server-reflection.md): the official grpcio-health-checking stubs, grpcio-reflection's
 descriptor database (v1alpha), raw v1 reflection through a generic stream-stream call, and grpcurl 1.8.6."""
 
 import base64
@@ -69,7 +69,7 @@ def channel(interop_server):
         yield grpc.intercept_channel(ch, _DefaultTimeout())
 
 
-# --- health (§10) ------------------------------------------------------------------------------------------
+# --- health (doc/health-checking.md) ------------------------------------------------------------------------------------------
 
 def check(channel, service):
     return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service),
@@ -117,7 +117,7 @@ def test_health_watch_sends_status_and_stays_open(channel, service, expected):
     assert check(channel, "").status == health_pb2.HealthCheckResponse.SERVING
 
 
-# --- reflection through grpcio-reflection (v1alpha, §11, §15.7) ---------------------------------------------
+# --- reflection through grpcio-reflection (v1alpha, doc/server-reflection.md) ---------------------------------------------
 
 def test_reflection_client_lists_services(channel):
     services = ProtoReflectionDescriptorDatabase(channel).get_services()
@@ -160,7 +160,7 @@ def test_reflection_client_unknown_symbol(channel):
         db.FindFileByName("no/such/file.proto")
 
 
-# --- reflection v1, raw (§11) -------------------------------------------------------------------------------
+# --- reflection v1, raw (doc/server-reflection.md) -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def v1(tmp_path_factory):
@@ -284,7 +284,7 @@ def test_reflection_v1_unknown_file(channel, v1):
     stream.close()
 
 
-# --- grpcurl 1.8.6 (v1alpha reflection, §15.5) --------------------------------------------------------------
+# --- grpcurl 1.8.6 (v1alpha reflection) --------------------------------------------------------------
 
 def grpcurl(server, *args, data=None):
     command = [str(GRPCURL), "-plaintext", "-max-time", str(TIMEOUT)]

@@ -4,7 +4,7 @@
   asyncio client (C-core); every response is checked in order.
 - slow readers: a client that stops reading a 1 GiB response stream, by not granting HTTP/2 window and by
   not reading its socket; the server's RSS must stay bounded (it suspends the handler instead of buffering).
-- graceful shutdown on SIGTERM (GRPC-WIRE K5): GOAWAY(2^31-1) + PING, then GOAWAY(last stream), in-flight RPCs
+- graceful shutdown on SIGTERM (gRPC proposal A9): GOAWAY(2^31-1) + PING, then GOAWAY(last stream), in-flight RPCs
   finish, health turns NOT_SERVING, the process exits 0.
 """
 

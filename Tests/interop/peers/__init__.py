@@ -1,4 +1,4 @@
-"""Third-party gRPC peers prepared by scripts/interop-peers (GRPC-WIRE.md §15).
+"""Third-party gRPC peers prepared by scripts/interop-peers (from Debian source packages and PyPI).
 
     import peers
     env = peers.load_env()                      # runs scripts/interop-peers --quiet if needed
@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 ENV_FILE = ROOT / ".cache/interop/env"
 SCRIPT = ROOT / "scripts/interop-peers"
 
-# The 14 non-auth, non-compression interop cases both the Python and the Go client run (GRPC-WIRE.md §15.2).
+# The 14 non-auth, non-compression interop cases both the Python and the Go client run (see scripts/interop-peers).
 CASES = (
     "empty_unary", "large_unary", "server_streaming", "client_streaming", "ping_pong",
     "cancel_after_begin", "cancel_after_first_response", "empty_stream", "status_code_and_message",
@@ -151,6 +151,6 @@ def run_client(cmd, timeout: float = 60.0) -> subprocess.CompletedProcess:
 
 
 def grpc_frame(message: bytes = b"", compressed: bool = False) -> bytes:
-    """Length-prefixed gRPC message (GRPC-WIRE.md §2): flag byte, 4-byte big-endian length, bytes."""
+    """Length-prefixed gRPC message (gRPC PROTOCOL-HTTP2.md): flag byte, 4-byte big-endian length, bytes."""
     return bytes([1 if compressed else 0]) + len(message).to_bytes(4, "big") + message
 
