@@ -34,6 +34,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "gateway", targets: ["gateway"]),
+        .executable(name: "gatewayctl", targets: ["gatewayctl"]),
+        // The client library for Swift services that call the gateway (and what gatewayctl is built on).
+        .library(name: "GatewayClient", targets: ["GatewayClient"]),
         .executable(name: "gateway-bench", targets: ["gateway-bench"]),
         .executable(name: "gateway-codegen", targets: ["gateway-codegen"]),
         .library(name: "ProtoRuntime", targets: ["ProtoRuntime"]),
@@ -157,6 +160,18 @@ let package = Package(
                     .product(name: "Metrics", package: "swift-metrics"),
                     .product(name: "Prometheus", package: "swift-prometheus"),
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                ]
+            ),
+            // Typed clients for the gateway's services over RPCHTTP2, with tokens, deadlines and retries of reads.
+            .target(
+                name: "GatewayClient",
+                dependencies: ["GatewayProtos", "StandardProtos", "RPCCore", "RPCHTTP2", "ProtoRuntime", "CurlHTTP", "GatewayApplication"]
+            ),
+            .executableTarget(
+                name: "gatewayctl",
+                dependencies: [
+                    "GatewayClient", "FirebaseAuth", "OpenSSLCrypto", "GatewayApplication",
+                    .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]
             ),
             .executableTarget(

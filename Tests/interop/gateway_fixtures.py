@@ -48,10 +48,17 @@ class Gateway:
         self.proc = proc
         self.port = proc.port
         self.data_dir = data_dir
-        self.tokens = LocalTokens(data_dir)
+        self._tokens = None
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         #: The table and bucket (an AWSPlace) when the gateway runs on the AWS backend.
         self.aws = None
+
+    @property
+    def tokens(self):
+        """Local-mode tokens (the key exists only once a local-mode gateway has started)."""
+        if self._tokens is None:
+            self._tokens = LocalTokens(self.data_dir)
+        return self._tokens
 
     @property
     def backend(self):

@@ -1,0 +1,177 @@
+import ArgumentParser
+import Foundation
+import GatewayClient
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    /// Indented proto3 JSON for people.
+    case text
+    /// Proto3 JSON, one object per line (JSON lines for streams).
+    case json
+    /// Aligned columns for lists (like text for single messages).
+    case table
+}
+
+/// The options every command takes. Each comes from its flag, else its environment variable, else the config
+/// file (`~/.config/gatewayctl/config.json`), else its default.
+struct GlobalOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The gateway, host:port (env GATEWAY_SERVER; default 127.0.0.1:50051).", valueName: "host:port"))
+    var server: String?
+
+    @Option(help: "Bearer token to send (env GATEWAY_TOKEN; default: the credentials saved by `login`).")
+    var token: String?
+
+    @Option(help: "Read the bearer token from this file.")
+    var tokenFile: String?
+
+    @Option(help: "Seconds each call may take (default 30).")
+    var timeout: Double?
+
+    @Option(name: [.customShort("H"), .customLong("header")], help: ArgumentHelp("Send this header with each call (repeatable).", valueName: "name=value"))
+    var headers: [String] = []
+
+    @Option(help: "text (indented JSON), json (one object per line) or table (columns for lists).")
+    var output: OutputFormat?
+
+    @Flag(name: .customShort("v"), help: "Print request headers (tokens redacted), response headers and trailers on stderr.")
+    var verbose = false
+}
+
+/// The settings in force, resolved once per command.
+struct Context: Sendable {
+    let server: String
+    let output: OutputFormat
+    let timeout: Duration
+    let headers: [(name: String, value: String)]
+    let verbose: Bool
+    let token: (any TokenSource)?
+
+    static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// `$XDG_CONFIG_HOME/gatewayctl`, else `~/.config/gatewayctl`.
+    static var configDirectory: URL {
+        let environment = Self.environment
+        if let xdg = environment["XDG_CONFIG_HOME"], !xdg.isEmpty {
+            return URL(fileURLWithPath: xdg).appendingPathComponent("gatewayctl")
+        }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return URL(fileURLWithPath: home).appendingPathComponent(".config/gatewayctl")
+    }
+
+    /// Resolves `options`; `needsToken: false` for commands that call nothing that needs one.
+    init(_ options: GlobalOptions, needsToken: Bool = true) throws {
+        let environment = Self.environment
+        let file = try Self.configFile()
+        server = options.server ?? environment["GATEWAY_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? file["server"] as? String ?? "127.0.0.1:50051"
+        _ = try Self.checked(server)
+        if let output = options.output {
+            self.output = output
+        } else if let text = file["output"] as? String {
+            guard let output = OutputFormat(rawValue: text) else { throw UsageError("config.json: output must be text, json or table") }
+            self.output = output
+        } else {
+            output = .text
+        }
+        let seconds = options.timeout ?? (file["timeout"] as? NSNumber)?.doubleValue ?? 30
+        guard seconds > 0, seconds <= 86_400 else { throw UsageError("--timeout must be between 0 and 86400 seconds") }
+        timeout = .milliseconds(Int64(seconds * 1000))
+        headers = try (options.headers + (file["headers"] as? [String] ?? [])).map { text in
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                throw UsageError("-H \(text): a header is name=value")
+            }
+            return (String(text[..<equals]).lowercased().trimmingCharacters(in: .whitespaces), String(text[text.index(after: equals)...]))
+        }
+        verbose = options.verbose
+        guard needsToken else {
+            token = nil
+            return
+        }
+        if let token = options.token {
+            self.token = StaticToken(token)
+        } else if let path = options.tokenFile {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw LocalFailure("--token-file \(path) cannot be read")
+            }
+            token = StaticToken(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        } else if let token = environment["GATEWAY_TOKEN"], !token.isEmpty {
+            self.token = StaticToken(token)
+        } else {
+            token = try SavedCredentials.load()?.tokenSource()
+        }
+    }
+
+    static func checked(_ server: String) throws -> (String, Int) {
+        do {
+            return try GatewayConnection.parse(server)
+        } catch {
+            throw UsageError("--server \(server) is not host:port")
+        }
+    }
+
+    static func configFile() throws -> [String: Any] {
+        let url = configDirectory.appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else { return [:] }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw UsageError("\(url.path) is not a JSON object")
+        }
+        return object
+    }
+
+    /// A connection with the resolved server, token, headers and deadline (and the verbose printer).
+    func connect() throws -> GatewayConnection {
+        var options = GatewayConnection.Options()
+        options.defaultTimeout = timeout
+        options.headers = headers
+        return try GatewayConnection.connect(to: server, token: token, options: options, interceptors: verbose ? [VerboseHeaders()] : [])
+    }
+
+    /// Runs `body` with a connection, closing it afterwards.
+    func withConnection<T: Sendable>(_ body: (GatewayConnection) async throws -> T) async throws -> T {
+        let connection = try connect()
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+}
+
+/// Prints each call's request headers (the token redacted), response headers and trailers on stderr (`-v`).
+struct VerboseHeaders: ClientInterceptor {
+    func intercept<R: Sendable>(
+        _ call: ClientCall,
+        next: (ClientCall, @Sendable (RPCClientStream) async throws -> R) async throws -> R,
+        body: @escaping @Sendable (RPCClientStream) async throws -> R
+    ) async throws -> R {
+        var lines = ["> \(call.descriptor.path)"]
+        for (name, value) in call.metadata {
+            lines.append("> \(name): \(Self.redacted(name, value.description))")
+        }
+        Self.write(lines)
+        return try await next(call) { stream in
+            let inbound = stream.inbound.map { part -> ClientResponsePart in
+                switch part {
+                case .metadata(let metadata):
+                    Self.write(["< response headers"] + metadata.map { "< \($0.key): \(Self.redacted($0.key, $0.value.description))" })
+                case .status(let status, let trailers):
+                    Self.write(["< status: \(status.code) \(status.message)"] + trailers.map { "< \($0.key): \(Self.redacted($0.key, $0.value.description))" })
+                case .message:
+                    break
+                }
+                return part
+            }
+            return try await body(RPCClientStream(outbound: stream.outbound, finish: stream.finish, inbound: inbound))
+        }
+    }
+
+    static func redacted(_ name: String, _ value: String) -> String {
+        let secret = ["authorization", "cookie", "x-api-key", "proxy-authorization"].contains(name.lowercased())
+        return secret ? "<redacted>" : value
+    }
+
+    static func write(_ lines: [String]) {
+        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+    }
+}

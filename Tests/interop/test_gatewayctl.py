@@ -1,0 +1,349 @@
+"""`gatewayctl` from outside: the built CLI against a real `gateway` (embedded, local mode) on a free port. JSON
+output is parsed and checked against what the gateway stored (read back with grpcio)."""
+
+import hashlib
+import json
+import os
+import pathlib
+import pty
+import select
+import signal
+import stat
+import subprocess
+import threading
+
+import grpc
+import pytest
+
+from conftest import free_port
+from gateway_fixtures import run_gateway
+
+
+class CLI:
+    """Runs the built gatewayctl with its own config directory and the gateway's address."""
+
+    def __init__(self, binaries, config_dir, server):
+        self.binary = str(binaries / "gatewayctl")
+        self.env = dict(os.environ, XDG_CONFIG_HOME=str(config_dir), GATEWAY_SERVER=server)
+        self.env.pop("GATEWAY_TOKEN", None)
+
+    def run(self, *args, input=None, check=True, timeout=120):
+        out = subprocess.run([self.binary, *args], input=input, env=self.env, capture_output=True, timeout=timeout)
+        if check and out.returncode != 0:
+            raise AssertionError(f"gatewayctl {' '.join(args)} exited {out.returncode}: {out.stderr.decode()}")
+        return out
+
+    def json(self, *args, **kwargs):
+        return json.loads(self.run(*args, "--output", "json", **kwargs).stdout)
+
+    def lines(self, *args, **kwargs):
+        return [json.loads(line) for line in self.run(*args, "--output", "json", **kwargs).stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def gateway(binaries, pb2, tmp_path_factory):
+    with run_gateway(binaries, tmp_path_factory.mktemp("ctl-gateway")) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def api(pb2):
+    from gateway.user.v1 import user_service_pb2 as messages, user_service_pb2_grpc as services
+    return messages, services
+
+
+def login(binaries, gateway, tmp_path, uid, admin=False, email=None):
+    cli = CLI(binaries, tmp_path / f"config-{uid}", f"127.0.0.1:{gateway.port}")
+    args = ["login", "--local", "--data-dir", str(gateway.data_dir), "--uid", uid]
+    if admin:
+        args.append("--admin")
+    if email:
+        args += ["--email", email]
+    cli.run(*args)
+    return cli
+
+
+def test_login_saves_credentials_with_mode_0600_and_whoami_reads_them(binaries, gateway, tmp_path):
+    cli = login(binaries, gateway, tmp_path, "uid-who", email="who@example.com")
+    credentials = tmp_path / "config-uid-who" / "gatewayctl" / "credentials.json"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert stat.S_IMODE(credentials.parent.stat().st_mode) == 0o700
+    out = cli.run("whoami", "--output", "json")
+    token = json.loads(out.stdout.splitlines()[0])["token"]
+    assert (token["uid"], token["email"], token["aud"]) == ("uid-who", "who@example.com", "local")
+    assert 3500 < token["expires_in_seconds"] <= 3600
+    assert "no user for this account yet" in out.stderr.decode()
+    cli.run("logout")
+    assert not credentials.exists()
+    assert cli.run("whoami", check=False).returncode == 1
+
+
+def test_user_commands_match_what_the_gateway_stored(binaries, gateway, tmp_path, api):
+    cli = login(binaries, gateway, tmp_path, "uid-ctl")
+    created = cli.json("user", "create", "--email", "Ctl.User@Example.com", "--display-name", "Ctl")
+    m, stub = api[0], api[1].UserServiceStub(gateway.channel)
+    stored = stub.GetUser(m.GetUserRequest(id=created["id"]), metadata=gateway.tokens.metadata("uid-ctl"), timeout=10)
+    assert (created["email"], created["displayName"], created["firebaseUid"], created["version"]) == (stored.email, "Ctl", "uid-ctl", "1")
+    assert cli.json("user", "get", created["id"])["id"] == created["id"]
+    assert cli.json("user", "me")["id"] == created["id"]
+    assert cli.json("user", "get-by-email", "ctl.user@example.com")["id"] == created["id"]
+    updated = cli.json("user", "update", created["id"], "--display-name", "Renamed", "--expected-version", "1")
+    assert (updated["displayName"], updated["version"]) == ("Renamed", "2")
+    stale = cli.run("user", "update", created["id"], "--display-name", "Again", "--expected-version", "1", check=False)
+    assert stale.returncode == 64 + 10 and b"ABORTED" in stale.stderr and b"stored version is 2" in stale.stderr
+    session = cli.json("session", "create", "--device", "laptop", "--ttl", "600")
+    assert session["device"] == "laptop" and cli.lines("session", "list")[0]["id"] == session["id"]
+    assert cli.json("session", "revoke", session["id"])["revoked"] is True
+    assert cli.lines("session", "list") == [] and len(cli.lines("session", "list", "--include-revoked")) == 1
+    cli.run("user", "delete", created["id"], "--expected-version", "2")
+    assert cli.run("user", "get", created["id"], check=False).returncode == 64 + 5
+
+
+def test_list_all_follows_page_tokens_and_table_output_is_aligned(binaries, gateway, tmp_path, api):
+    admin = login(binaries, gateway, tmp_path, "uid-root", admin=True)
+    m, stub = api[0], api[1].UserServiceStub(gateway.channel)
+    md = gateway.tokens.metadata("uid-root", admin=True)
+    ids = {stub.CreateUser(m.CreateUserRequest(email=f"list{i}@example.com", display_name=f"L{i}", firebase_uid=f"uid-list-{i}"),
+                           metadata=md, timeout=10).id for i in range(250)}
+    listed = [u["id"] for u in admin.lines("user", "list", "--all", "--page-size", "40")]
+    assert len(listed) == len(set(listed)) and ids <= set(listed)
+    assert int(admin.run("user", "count").stdout) == len(listed)
+    table = admin.run("user", "list", "--page-size", "5", "--output", "table").stdout.decode().splitlines()
+    assert table[0].split()[:3] == ["ID", "EMAIL", "NAME"] and len(table) == 6
+    email_column = table[0].index("EMAIL")
+    assert all(line[email_column - 2:email_column] == "  " and line[email_column] != " " for line in table[1:])
+
+
+def test_exit_codes_follow_grpcurl(binaries, gateway, tmp_path):
+    cli = login(binaries, gateway, tmp_path, "uid-codes")
+    assert cli.run("health").returncode == 0
+    assert cli.run("user", "get", "not-a-ulid", check=False).returncode == 64 + 3
+    assert cli.run("user", "get", "01J0000000000000000000000Z", check=False).returncode == 64 + 5
+    denied = cli.run("user", "list", check=False)
+    assert denied.returncode == 64 + 7 and denied.stderr.startswith(b"ERROR:\n  Code: PERMISSION_DENIED\n")
+    assert cli.run("user", "me", "--token", "not.a.token", check=False).returncode == 64 + 16
+    nobody = CLI(binaries, tmp_path / "config-uid-codes", f"127.0.0.1:{free_port()}")
+    assert nobody.run("user", "me", check=False).returncode == 64 + 14
+    for usage in (["user", "get"], ["no-such-command"], ["file", "download", "x", "-o", "y", "--range", "9-1"], ["user", "me", "--server", "nohost"]):
+        assert cli.run(*usage, check=False).returncode == 2, usage
+    missing = cli.run("file", "upload", str(tmp_path / "missing.bin"), check=False)
+    assert missing.returncode == 1 and b"no such file" in missing.stderr
+    assert b"Exit codes" in cli.run("--help").stdout
+
+
+def peak_rss_kib(proc):
+    """Waits for `proc` and returns its exit code and peak resident memory (the kernel's ru_maxrss, KiB)."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss
+
+
+def test_a_20_mib_round_trip_keeps_memory_bounded_and_draws_progress_only_on_a_terminal(binaries, gateway, tmp_path):
+    cli = login(binaries, gateway, tmp_path, "uid-big")
+    data = os.urandom(20 << 20)
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    # The peak memory of a call that moves no file, to compare with.
+    baseline = subprocess.Popen([cli.binary, "user", "me"], env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, baseline_kib = peak_rss_kib(baseline)
+    # On a pseudo-terminal: a progress bar on stderr.
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([cli.binary, "file", "upload", str(source), "--output", "json"], env=cli.env,
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    drawn = b""
+    while True:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal's last writer is gone
+                chunk = b""
+            drawn += chunk
+            if chunk:
+                continue
+        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            break
+    output = proc.stdout.read()
+    code, peak_kib = peak_rss_kib(proc)
+    os.close(master)
+    info = json.loads(output)
+    assert code == 0 and info["sha256"] == hashlib.sha256(data).hexdigest() and info["size"] == str(len(data))
+    assert b"big.bin" in drawn and b"100%" in drawn and b"MiB/s" in drawn
+    assert peak_kib - baseline_kib < 32 * 1024, f"the upload's peak RSS is {peak_kib - baseline_kib} KiB above a plain call's"
+    # Piped: no progress bar at all.
+    back = tmp_path / "back.bin"
+    out = cli.run("file", "download", info["id"], "-o", str(back))
+    assert hashlib.sha256(back.read_bytes()).hexdigest() == info["sha256"]
+    assert b"[" not in out.stderr and b"%" not in out.stderr and b"SHA-256 " + info["sha256"].encode() in out.stderr
+    assert cli.lines("file", "list")[-1]["id"] == info["id"]
+    assert cli.json("file", "info", info["id"])["size"] == str(len(data))
+    assert cli.run("file", "url", info["id"]).stdout.startswith(f"http://127.0.0.1:{gateway.port}/files/".encode())
+    part = tmp_path / "part.bin"
+    cli.run("file", "download", info["id"], "-o", str(part), "--range", "100-199")
+    assert part.read_bytes() == data[100:200]
+    cli.run("file", "delete", info["id"])
+    gone = cli.run("file", "download", info["id"], "-o", str(tmp_path / "gone.bin"), check=False)
+    assert gone.returncode == 64 + 5 and not (tmp_path / "gone.bin").exists(), "no partial file is left"
+
+
+def test_events_publish_list_and_verbose_headers_without_tokens(binaries, gateway, tmp_path):
+    cli = login(binaries, gateway, tmp_path, "uid-events")
+    payload = tmp_path / "payload.json"
+    payload.write_text('{"order": 1}')
+    first = cli.json("event", "publish", "--type", "OrderPlaced", "--aggregate-id", "o-1", "--data", f"@{payload}",
+                     "--attr", "region=eu", "--idempotency-key", "o-1-placed")
+    again = cli.json("event", "publish", "--type", "OrderPlaced", "--aggregate-id", "o-1", "--data", "x", "--idempotency-key", "o-1-placed")
+    assert again["id"] == first["id"] and again["duplicate"] is True
+    lines = "\n".join(json.dumps({"type": "Batch", "aggregateId": f"b-{i}", "payload": "aGk="}) for i in range(3))
+    batch = cli.lines("event", "publish-batch", input=lines.encode())
+    assert [int(r["sequence"]) for r in batch] == list(range(int(first["sequence"]) + 1, int(first["sequence"]) + 4))
+    bad = cli.run("event", "publish-batch", input=b'{"type": "X"}\n{"typo": 1}\n', check=False)
+    assert bad.returncode == 2 and b"line 2" in bad.stderr
+    listed = cli.lines("event", "list", "--type", "OrderPlaced")
+    assert listed[0]["id"] == first["id"] and json.loads(__import__("base64").b64decode(listed[0]["payload"])) == {"order": 1}
+    assert listed[0]["attributes"] == {"region": "eu"}
+    verbose = cli.run("event", "list", "-v", "--token", gateway.tokens("uid-events"))
+    assert b"authorization: <redacted>" in verbose.stderr and gateway.tokens("uid-events").split(".")[2].encode() not in verbose.stderr
+
+
+def test_subscribe_resumes_across_a_gateway_restart_without_gap_or_duplicate(binaries, pb2, tmp_path):
+    from gateway.event.v1 import event_service_pb2 as em, event_service_pb2_grpc as es
+    data = tmp_path / "data"
+    port = free_port()
+    with run_gateway(binaries, data, "--port", str(port)) as first:
+        cli = login(binaries, first, tmp_path, "uid-sub")
+        md = first.tokens.metadata("uid-sub")
+        published = [es.EventServiceStub(first.channel).PublishEvent(
+            em.PublishEventRequest(event=em.NewEvent(type="Tick", aggregate_id="t")), metadata=md, timeout=10).sequence for _ in range(20)]
+        subscriber = subprocess.Popen([cli.binary, "event", "subscribe", "--from", str(published[0]), "--type", "Tick", "--count", "60"],
+                                      env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        received = [json.loads(subscriber.stdout.readline())["sequence"] for _ in range(20)]
+    # The gateway is gone (the block ended); it comes back on the same port and more events are published.
+    with run_gateway(binaries, data, "--port", str(port)) as second:
+        stub = es.EventServiceStub(second.channel)
+        md = second.tokens.metadata("uid-sub")
+        for _ in range(40):
+            published.append(stub.PublishEvent(em.PublishEventRequest(event=em.NewEvent(type="Tick", aggregate_id="t")), metadata=md, timeout=10).sequence)
+        received += [json.loads(line)["sequence"] for line in subscriber.stdout]
+        assert subscriber.wait(timeout=60) == 0
+    assert [int(s) for s in received] == published
+    assert b"reconnecting" in subscriber.stderr.read()
+
+
+class FirebaseStandIn:
+    """The two Firebase REST endpoints gatewayctl signs in with, on 127.0.0.1: Identity Toolkit
+    `accounts:signInWithPassword` and Secure Token `token` (refresh), minting ID tokens with a key of its own and
+    serving that key's certificate the way Google does, for the gateway (`--firebase-cert-url`)."""
+
+    API_KEY = "test-api-key"
+
+    def __init__(self, project):
+        import http.server
+        import secrets
+        import urllib.parse
+        from firebase_fixtures import SigningKey
+        self.project = project
+        self.key = SigningKey()
+        self.accounts = {"ada@example.com": ("correct horse", "uid-ada")}
+        self.refresh_tokens = {}
+        self.revoked = set()
+        self.refreshes = 0
+        self.minted = __import__("itertools").count()
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Cache-Control", "public, max-age=3600")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path == "/certs":
+                    return self.reply(200, {stand_in.key.kid: stand_in.key.certificate_pem})
+                self.reply(404, {})
+
+            def do_POST(self):
+                url = urllib.parse.urlsplit(self.path)
+                if urllib.parse.parse_qs(url.query).get("key") != [stand_in.API_KEY]:
+                    return self.reply(400, {"error": {"message": "API_KEY_INVALID"}})
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if url.path == "/v1/accounts:signInWithPassword":
+                    request = json.loads(body)
+                    password, uid = stand_in.accounts.get(request["email"], (None, None))
+                    if password != request["password"]:
+                        return self.reply(400, {"error": {"message": "INVALID_PASSWORD"}})
+                    refresh = secrets.token_urlsafe(24)
+                    stand_in.refresh_tokens[refresh] = (uid, request["email"])
+                    return self.reply(200, {"idToken": stand_in.id_token(uid, request["email"]), "refreshToken": refresh,
+                                            "expiresIn": "3600", "localId": uid})
+                if url.path == "/v1/token":
+                    form = urllib.parse.parse_qs(body.decode())
+                    refresh = form["refresh_token"][0]
+                    if refresh in stand_in.revoked or refresh not in stand_in.refresh_tokens:
+                        return self.reply(400, {"error": {"message": "TOKEN_EXPIRED"}})
+                    stand_in.refreshes += 1
+                    uid, email = stand_in.refresh_tokens[refresh]
+                    return self.reply(200, {"id_token": stand_in.id_token(uid, email), "refresh_token": refresh,
+                                            "expires_in": "3600", "user_id": uid})
+                self.reply(404, {})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def id_token(self, uid, email):
+        from firebase_fixtures import id_token_claims
+        now = int(__import__("time").time())
+        # A custom claim that differs each time, so a refreshed token differs from the last even within a second.
+        return self.key.sign(id_token_claims(now, uid=uid, provider="password", project=self.project, email=email,
+                                             token_number=next(self.minted)))
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_firebase_sign_in_refreshes_expired_tokens_and_asks_to_log_in_again_when_revoked(binaries, pb2, tmp_path):
+    firebase = FirebaseStandIn("demo-project")
+    try:
+        with run_gateway(binaries, tmp_path / "data", "--firebase-project-id", "demo-project",
+                         "--firebase-cert-url", f"{firebase.url}/certs") as gateway:
+            cli = CLI(binaries, tmp_path / "config", f"127.0.0.1:{gateway.port}")
+            login = ["login", "--email", "ada@example.com", "--api-key", firebase.API_KEY, "--password-stdin",
+                     "--identity-toolkit-url", firebase.url, "--secure-token-url", firebase.url]
+            wrong = cli.run(*login, input=b"wrong password\n", check=False)
+            assert wrong.returncode == 1 and b"email or password is wrong" in wrong.stderr
+            cli.run(*login, input=b"correct horse\n")
+            credentials = tmp_path / "config" / "gatewayctl" / "credentials.json"
+            assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+            created = cli.json("user", "create", "--email", "ada@example.com", "--display-name", "Ada")
+            assert created["firebaseUid"] == "uid-ada"
+
+            def expire():
+                saved = json.loads(credentials.read_text())
+                saved["firebase"]["expiresAt"] = 0
+                credentials.write_text(json.dumps(saved))
+                return saved["firebase"]["idToken"]
+
+            # An expired ID token is refreshed before the call, and the new one saved.
+            old = expire()
+            verbose = cli.run("user", "me", "-v")
+            assert firebase.refreshes == 1 and json.loads(credentials.read_text())["firebase"]["idToken"] != old
+            assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+            saved = json.loads(credentials.read_text())["firebase"]
+            for secret in (saved["idToken"], saved["refreshToken"], old):
+                assert secret.encode() not in verbose.stderr and secret.encode() not in verbose.stdout
+            assert b"authorization: <redacted>" in verbose.stderr
+            # A revoked refresh token: one clear message, no call.
+            firebase.revoked.add(saved["refreshToken"])
+            expire()
+            refused = cli.run("user", "me", check=False)
+            assert refused.returncode == 1 and b"log in again" in refused.stderr
+    finally:
+        firebase.close()
