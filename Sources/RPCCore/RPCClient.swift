@@ -138,18 +138,52 @@ public struct RPCClient: Sendable {
         requests: @escaping @Sendable (RPCWriter<Request>) async throws -> Void,
         onResponse: @escaping @Sendable (StreamingClientResponse<Response>) async throws -> Result
     ) async throws -> Result {
+        try await call(
+            descriptor: descriptor, metadata: metadata, options: options,
+            requests: { try await requests($0.map { try $0.serializedBytes() }) },
+            decode: { bytes in
+                do {
+                    return try Response(serializedBytes: bytes)
+                } catch {
+                    throw RPCError(code: .internal, message: "failed to parse response: \(error)", cause: error)
+                }
+            },
+            onResponse: onResponse
+        )
+    }
+
+    /// Any method with its messages as encoded bytes, for clients that learn a server's types at run time
+    /// (from server reflection). Requests and responses are passed on as they are.
+    public func bidirectionalStreaming<Result: Sendable>(
+        descriptor: MethodDescriptor,
+        metadata: Metadata = [:],
+        options: CallOptions = .defaults,
+        encodedRequests requests: @escaping @Sendable (RPCWriter<[UInt8]>) async throws -> Void,
+        onResponse: @escaping @Sendable (StreamingClientResponse<[UInt8]>) async throws -> Result
+    ) async throws -> Result {
+        try await call(descriptor: descriptor, metadata: metadata, options: options, requests: requests, decode: { $0 }, onResponse: onResponse)
+    }
+
+    private func call<Response: Sendable, Result: Sendable>(
+        descriptor: MethodDescriptor,
+        metadata: Metadata,
+        options: CallOptions,
+        requests: @escaping @Sendable (RPCWriter<[UInt8]>) async throws -> Void,
+        decode: @escaping @Sendable ([UInt8]) throws -> Response,
+        onResponse: @escaping @Sendable (StreamingClientResponse<Response>) async throws -> Result
+    ) async throws -> Result {
         try await transport.withStream(descriptor: descriptor, metadata: metadata, options: options) { stream in
             // Requests and responses run side by side. A failing request producer fails the call (and the
             // transport cancels the stream); once the response side is done, the request side is cancelled
             // and its outcome no longer matters.
             try await withThrowingTaskGroup(of: Result?.self) { group in
                 group.addTask {
-                    try await requests(stream.outbound.map { try $0.serializedBytes() })
+                    try await requests(stream.outbound)
                     try await stream.finish()
                     return nil
                 }
                 group.addTask {
-                    let response: StreamingClientResponse<Response> = try await Self.response(stream.inbound)
+                    let response = try await Self.response(stream.inbound, decode: decode)
                     return try await onResponse(response)
                 }
                 var result: Result?
@@ -160,6 +194,8 @@ public struct RPCClient: Sendable {
                         group.cancelAll()
                     case .success(nil):
                         continue
+                    case .failure(let error as RPCError) where error.cause is CallEndedError:
+                        continue  // the server ended the call: the response side has its status
                     case .failure(let error):
                         if result == nil { throw error }
                     }
@@ -170,14 +206,14 @@ public struct RPCClient: Sendable {
     }
 
     /// Reads initial metadata (or a trailers-only status) and wraps the rest as a message sequence.
-    private static func response<Response: ProtoMessage>(
-        _ inbound: RPCAsyncSequence<ClientResponsePart>
+    private static func response<Response: Sendable>(
+        _ inbound: RPCAsyncSequence<ClientResponsePart>, decode: @escaping @Sendable ([UInt8]) throws -> Response
     ) async throws -> StreamingClientResponse<Response> {
         var parts = inbound.makeAsyncIterator()
         let trailers = TrailersBox()
         switch try await parts.next() {
         case .metadata(let metadata):
-            let messages = ResponseMessages<Response>(parts: parts, trailers: trailers)
+            let messages = ResponseMessages(parts: parts, trailers: trailers, decode: decode)
             return StreamingClientResponse(metadata: metadata, messages: RPCAsyncSequence(wrapping: messages), trailers: trailers)
         case .status(let status, let trailing):
             guard status.code == .ok else {
@@ -206,27 +242,25 @@ public struct RPCClient: Sendable {
 }
 
 /// Response messages until the status; a status other than OK is thrown as an ``RPCError``.
-private struct ResponseMessages<Message: ProtoMessage>: AsyncSequence, @unchecked Sendable {
+private struct ResponseMessages<Message: Sendable>: AsyncSequence, @unchecked Sendable {
     // The iterator is used by one consumer only: `RPCAsyncSequence` makes it once per iteration.
     let parts: RPCAsyncSequence<ClientResponsePart>.AsyncIterator
     let trailers: TrailersBox
+    let decode: @Sendable ([UInt8]) throws -> Message
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(parts: parts, trailers: trailers) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(parts: parts, trailers: trailers, decode: decode) }
 
     struct AsyncIterator: AsyncIteratorProtocol {
         var parts: RPCAsyncSequence<ClientResponsePart>.AsyncIterator
         let trailers: TrailersBox
+        let decode: @Sendable ([UInt8]) throws -> Message
         var done = false
 
         mutating func next() async throws -> Message? {
             guard !done else { return nil }
             switch try await parts.next() {
             case .message(let bytes):
-                do {
-                    return try Message(serializedBytes: bytes)
-                } catch {
-                    throw RPCError(code: .internal, message: "failed to parse response: \(error)", cause: error)
-                }
+                return try decode(bytes)
             case .status(let status, let trailing):
                 done = true
                 trailers.value.withLock { $0 = trailing }

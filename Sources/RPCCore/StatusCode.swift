@@ -55,6 +55,12 @@ public struct Status: Hashable, Sendable, CustomStringConvertible {
 
 /// An RPC that ended with a status other than OK: thrown by handlers to choose the status, and by clients
 /// when the server sent one.
+/// The cause of the error that writing to a call's request stream throws once the call has ended. The call's
+/// outcome is its status, which the response side reports; clients prefer that to the failed write.
+public struct CallEndedError: Error, Sendable {
+    public init() {}
+}
+
 public struct RPCError: Error, Sendable, CustomStringConvertible {
     public var code: StatusCode
     public var message: String

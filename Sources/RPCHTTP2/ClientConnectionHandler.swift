@@ -330,6 +330,6 @@ final class ClientStream {
         deadlineTimer?.cancel()
         inbox.push(.init(element: .status(status, trailers: trailers), cost: 0))
         inbox.finish()
-        gate.close(RPCError(code: status.code == .ok ? .cancelled : status.code, message: "the call has ended"))
+        gate.close(RPCError(code: status.code == .ok ? .cancelled : status.code, message: "the call has ended", cause: CallEndedError()))
     }
 }

@@ -41,6 +41,22 @@ struct ClientServerTests {
         }
     }
 
+    /// A server that ends the call while the client is still sending: the client reports the server's status,
+    /// not the failed write (which used to win the race about half the time).
+    @Test func earlyStatusWinsOverTheFailedWrite() async throws {
+        try await withServer([DetailsService()]) { client in
+            for _ in 0..<30 {
+                let error = await #expect(throws: RPCError.self) {
+                    _ = try await Grpc_Testing_TestService.Client(client).streamingInputCall { writer in
+                        while true { try await writer.write(.with { $0.payload = .with { $0.body = [1, 2, 3] } }) }
+                    }
+                }
+                #expect(error?.code == .invalidArgument)
+                #expect(error?.message == "rejected before reading")
+            }
+        }
+    }
+
     @Test func manyConcurrentCallsShareOneConnection() async throws {
         try await withServer([InteropTestService()]) { client in
             let test = Grpc_Testing_TestService.Client(client)
@@ -110,6 +126,10 @@ struct DetailsService: RPCService {
             var trailers = Metadata()
             trailers.addBinary([8, 9, 10, 0xFF], forKey: "grpc-status-details-bin")
             throw RPCError(code: .failedPrecondition, message: "see details", metadata: trailers)
+        }
+        router.clientStreaming(Grpc_Testing_TestService.Method.streamingInputCall) {
+            (_: RPCAsyncSequence<Grpc_Testing_StreamingInputCallRequest>, _) -> Grpc_Testing_StreamingInputCallResponse in
+            throw RPCError(code: .invalidArgument, message: "rejected before reading")
         }
     }
 }
