@@ -145,7 +145,7 @@ let package = Package(
             ),
             .target(
                 name: "ProtoCodegen",
-                dependencies: ["CDescriptorProtos", "CProtobufC"],
+                dependencies: ["CDescriptorProtos", "CProtobufC", "ProtoRuntime"],
                 path: "codegen/ProtoCodegen"
             ),
             .executableTarget(name: "gateway-codegen", dependencies: ["ProtoCodegen"], path: "codegen/gateway-codegen"),
@@ -171,6 +171,8 @@ let package = Package(
                 name: "gatewayctl",
                 dependencies: [
                     "GatewayClient", "FirebaseAuth", "OpenSSLCrypto", "GatewayApplication",
+                    // Reads the FileDescriptorProtos that server reflection returns (list, describe, call).
+                    "ProtoCodegen", "ProtoRuntime",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]
             ),
@@ -184,7 +186,7 @@ let package = Package(
             // Black-box peer for the Python codec interop suite (Tests/interop).
             .executableTarget(name: "codec-conformance", dependencies: ["ConformanceProtos", "GatewayProtos", "ProtoRuntime"]),
             // The codec fuzz property (scripts/fuzz), shared by the libFuzzer target and the corpus replay test.
-            .target(name: "CodecFuzzing", dependencies: ["ConformanceProtos", "GatewayProtos", "StandardProtos", "ProtoRuntime"]),
+            .target(name: "CodecFuzzing", dependencies: ["ConformanceProtos", "GatewayProtos", "StandardProtos", "ProtoRuntime", "ProtoCodegen"]),
             .executableTarget(name: "codec-fuzz", dependencies: ["CodecFuzzing", "AWSAdapters"]),
             // Codec throughput, printed next to upb and swift-protobuf by scripts/bench-codec.
             .executableTarget(name: "codec-bench", dependencies: ["GatewayProtos", "StandardProtos", "ProtoRuntime"]),
@@ -205,7 +207,7 @@ let package = Package(
                     .product(name: "Logging", package: "swift-log"),
                 ]
             ),
-            .testTarget(name: "ProtoCodegenTests", dependencies: ["ProtoCodegen"]),
+            .testTarget(name: "ProtoCodegenTests", dependencies: ["ProtoCodegen", "ProtoRuntime", "ConformanceProtos", "StandardProtos"]),
             .testTarget(
                 name: "AWSAdapterTests",
                 dependencies: ["AWSAdapters", "CurlHTTP", "MotoSupport", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],

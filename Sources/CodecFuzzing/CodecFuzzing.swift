@@ -1,5 +1,6 @@
 import ConformanceProtos
 import GatewayProtos
+import ProtoCodegen
 import ProtoRuntime
 import StandardProtos
 
@@ -16,6 +17,12 @@ public enum CodecFuzzing {
         Gateway_Event_V1_SubscribeRequest.self,
     ]
 
+    /// The codec for types learnt at run time (`gatewayctl call`), on the same schema as the generated code.
+    static let dynamic: DynamicCodec = {
+        let files = try! DescriptorSet(serialized: ConformanceProtosDescriptors.fileDescriptorSet).files
+        return DynamicCodec(schema: try! DynamicSchema(files: files))
+    }()
+
     public static func check(_ data: UnsafeRawBufferPointer) {
         guard let selector = data.first else { return }
         let type = types[Int(selector) % types.count]
@@ -28,6 +35,7 @@ public enum CodecFuzzing {
     }
 
     private static func checkBinary<M: ProtoMessage>(_ type: M.Type, _ payload: UnsafeRawBufferPointer) {
+        if M.self == Conformance_V1_AllTypes.self { checkDynamicBinary(payload) }
         guard let message = try? M(serializedBytes: payload) else { return }
         guard let first = try? message.serializedBytes() else {
             return  // only strings with U+0000 cannot be encoded
@@ -41,11 +49,32 @@ public enum CodecFuzzing {
     }
 
     private static func checkJSON<M: ProtoMessage>(_ type: M.Type, _ payload: [UInt8]) {
+        if M.self == Conformance_V1_AllTypes.self { checkDynamicJSON(payload) }
         guard let message = try? M(jsonUTF8Bytes: payload), let json = try? message.jsonUTF8Bytes() else { return }
         let back = try! M(jsonUTF8Bytes: json)
         precondition(try! back.jsonUTF8Bytes() == json, "JSON of \(M.protoMessageName) does not round-trip")
         if let binary = try? message.serializedBytes() {
             precondition(try! M(serializedBytes: binary).serializedBytes() == binary, "binary of JSON input is not stable")
         }
+    }
+
+    /// What the dynamic codec decodes, the generated code reads the same way.
+    private static func checkDynamicBinary(_ payload: UnsafeRawBufferPointer) {
+        typealias AllTypes = Conformance_V1_AllTypes
+        guard let json = try? dynamic.decode(Array(payload), as: AllTypes.protoMessageName),
+              let generated = try? AllTypes(serializedBytes: payload), let expected = try? generated.jsonString()
+        else { return }
+        // Compared through the generated code, which writes fields in an order of its own.
+        precondition(try! AllTypes(jsonString: json).jsonString() == expected, "the dynamic codec decodes AllTypes differently")
+    }
+
+    /// What the dynamic codec encodes from JSON, the generated code encodes the same.
+    private static func checkDynamicJSON(_ payload: [UInt8]) {
+        typealias AllTypes = Conformance_V1_AllTypes
+        guard let json = try? JSONParser.parse(payload),
+              let bytes = try? dynamic.encode(json: json, as: AllTypes.protoMessageName),
+              let generated = try? AllTypes(jsonUTF8Bytes: payload), let expected = try? generated.serializedBytes()
+        else { return }
+        precondition(try! AllTypes(serializedBytes: bytes).serializedBytes() == expected, "the dynamic codec encodes AllTypes differently")
     }
 }

@@ -175,6 +175,17 @@ private struct OneofAllocations {
 }
 
 extension FileDescriptor {
+    /// One serialized `google.protobuf.FileDescriptorProto`, as server reflection returns them. Malformed
+    /// input is an error.
+    public init(serialized bytes: [UInt8]) throws {
+        let unpacked = bytes.withUnsafeBufferPointer {
+            google__protobuf__file_descriptor_proto__unpack(nil, $0.count, $0.baseAddress)
+        }
+        guard let unpacked else { throw CodegenError("not a serialized google.protobuf.FileDescriptorProto") }
+        defer { google__protobuf__file_descriptor_proto__free_unpacked(unpacked, nil) }
+        try self.init(unpacked)
+    }
+
     fileprivate init(_ file: UnsafeMutablePointer<Google__Protobuf__FileDescriptorProto>) throws {
         let p = file.pointee
         name = string(p.name)
@@ -227,9 +238,28 @@ extension FieldDescriptor {
         }
         self.kind = kind
         typeName = p.type_name.map { String(cString: $0) }
-        jsonName = p.json_name.map { String(cString: $0) } ?? name
+        // protoc fills json_name in; descriptors from elsewhere (server reflection) may lack it.
+        jsonName = p.json_name.map { String(cString: $0) } ?? Self.jsonName(of: name)
         oneofIndex = p.has_oneof_index != 0 ? Int(p.oneof_index) : nil
         isProto3Optional = p.proto3_optional != 0
+        packed = p.options.flatMap { $0.pointee.has_packed != 0 ? $0.pointee.packed != 0 : nil }
+    }
+}
+
+extension FieldDescriptor {
+    /// protoc's default JSON name: underscores dropped, the letter after each one upper-cased.
+    static func jsonName(of name: String) -> String {
+        var out = ""
+        var upper = false
+        for character in name {
+            if character == "_" {
+                upper = true
+            } else {
+                out += upper ? character.uppercased() : String(character)
+                upper = false
+            }
+        }
+        return out
     }
 }
 

@@ -46,6 +46,8 @@ public struct FieldDescriptor: Sendable {
     public var jsonName: String
     public var oneofIndex: Int?
     public var isProto3Optional: Bool
+    /// The `packed` option when the file sets it (proto3 packs repeated scalars unless it is false).
+    public var packed: Bool?
     public var isRepeated: Bool { label == .repeated }
 }
 
