@@ -82,7 +82,7 @@ struct Gatewayctl: AsyncParsableCommand {
             """,
         subcommands: [
             Login.self, Logout.self, WhoAmI.self, UserCommand.self, SessionCommand.self, FileCommand.self, EventCommand.self,
-            HealthCommand.self,
+            HealthCommand.self, ListCommand.self, DescribeCommand.self, CallCommand.self,
         ]
     )
 }

@@ -131,6 +131,36 @@ def test_exit_codes_follow_grpcurl(binaries, gateway, tmp_path):
     assert b"Exit codes" in cli.run("--help").stdout
 
 
+def test_health_completion_and_generic_calls_on_the_gateway(binaries, gateway, tmp_path):
+    cli = login(binaries, gateway, tmp_path, "uid-generic", email="generic@example.com")
+    assert cli.run("health").stdout == b"SERVING\n"
+    assert cli.run("health", "gateway.user.v1.UserService").stdout == b"SERVING\n"
+    assert cli.run("health", "grpc.nope.Service", check=False).returncode == 64 + 5
+    # --watch streams the status until stopped: the first line comes at once.
+    watch = subprocess.Popen([cli.binary, "health", "--watch"], env=cli.env, stdout=subprocess.PIPE)
+    try:
+        assert watch.stdout.readline() == b"SERVING\n"
+    finally:
+        watch.kill()
+        watch.wait()
+
+    services = cli.run("list").stdout.decode().split()
+    assert {"gateway.user.v1.UserService", "gateway.file.v1.FileService", "gateway.event.v1.EventService"} <= set(services)
+    assert "gateway.event.v1.EventService.Subscribe" in cli.run("list", "gateway.event.v1.EventService").stdout.decode().split()
+    assert "string email = 2;" in cli.run("describe", "gateway.user.v1.User").stdout.decode()
+    # `call` with reflection and the saved token does what the typed command does.
+    created = cli.json("call", "gateway.user.v1.UserService/CreateUser", "-d",
+                       '{"email": "generic@example.com", "displayName": "Gen"}')
+    assert cli.json("call", "gateway.user.v1.UserService/GetCurrentUser") == cli.json("user", "me") == created
+    published = cli.lines("call", "gateway.event.v1.EventService/PublishEvents", "-d",
+                          '{"events": [{"type": "t", "aggregateId": "a", "payload": "aGk="}]}')
+    assert published[0]["results"][0]["sequence"]
+
+    for shell in ("bash", "zsh", "fish"):
+        script = cli.run("--generate-completion-script", shell).stdout.decode()
+        assert "gatewayctl" in script and "subscribe" in script
+
+
 def peak_rss_kib(proc):
     """Waits for `proc` and returns its exit code and peak resident memory (the kernel's ru_maxrss, KiB)."""
     _, status, usage = os.wait4(proc.pid, 0)

@@ -110,6 +110,8 @@ public struct GatewayComposition: Sendable {
             settings: .defaults { $0.defaultLinkLifetimeSeconds = configuration.defaultLinkLifetimeSeconds }
         )
         let health = HealthService()
+        // Each service by name too: probes and load balancers may ask for one (grpc/grpc doc/health-checking.md).
+        for service in Self.productServices { health.setStatus(.serving, forService: service) }
         self.health = health
         let reflection = ReflectionService(
             services: ["grpc.health.v1.Health"] + Self.productServices,
