@@ -124,6 +124,11 @@ struct Context: Sendable {
         return try GatewayConnection.connect(to: server, token: token, options: options, interceptors: verbose ? [VerboseHeaders()] : [])
     }
 
+    /// Makes one call with a connection and prints the message it returns.
+    func show(_ call: (GatewayConnection) async throws -> some ProtoMessage) async throws {
+        try Printer(format: output).message(try await withConnection(call))
+    }
+
     /// Runs `body` with a connection, closing it afterwards.
     func withConnection<T: Sendable>(_ body: (GatewayConnection) async throws -> T) async throws -> T {
         let connection = try connect()

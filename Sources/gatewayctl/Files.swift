@@ -177,7 +177,7 @@ struct FileCommand: AsyncParsableCommand {
 
         func run() async throws {
             let context = try Context(options)
-            try Printer(format: context.output).message(try await context.withConnection { try await $0.files.getFileInfo(.with { $0.id = id }) })
+            try await context.show { try await $0.files.getFileInfo(.with { $0.id = id }) }
         }
     }
 

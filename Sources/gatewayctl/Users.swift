@@ -36,7 +36,7 @@ struct UserCommand: AsyncParsableCommand {
                 $0.photoUrl = photoUrl
                 $0.firebaseUid = firebaseUid
             }
-            try Printer(format: context.output).message(try await context.withConnection { try await $0.users.createUser(request) })
+            try await context.show { try await $0.users.createUser(request) }
         }
     }
 
@@ -47,7 +47,7 @@ struct UserCommand: AsyncParsableCommand {
 
         func run() async throws {
             let context = try Context(options)
-            try Printer(format: context.output).message(try await context.withConnection { try await $0.users.getUser(.with { $0.id = id }) })
+            try await context.show { try await $0.users.getUser(.with { $0.id = id }) }
         }
     }
 
@@ -57,7 +57,7 @@ struct UserCommand: AsyncParsableCommand {
 
         func run() async throws {
             let context = try Context(options)
-            try Printer(format: context.output).message(try await context.withConnection { try await $0.users.getCurrentUser(.init()) })
+            try await context.show { try await $0.users.getCurrentUser(.init()) }
         }
     }
 
@@ -68,7 +68,7 @@ struct UserCommand: AsyncParsableCommand {
 
         func run() async throws {
             let context = try Context(options)
-            try Printer(format: context.output).message(try await context.withConnection { try await $0.users.getUserByEmail(.with { $0.email = email }) })
+            try await context.show { try await $0.users.getUserByEmail(.with { $0.email = email }) }
         }
     }
 
@@ -105,7 +105,7 @@ struct UserCommand: AsyncParsableCommand {
                 $0.updateMask = .with { $0.paths = paths }
                 $0.expectedVersion = expectedVersion
             }
-            try Printer(format: context.output).message(try await context.withConnection { try await $0.users.updateUser(request) })
+            try await context.show { try await $0.users.updateUser(request) }
         }
     }
 
@@ -190,7 +190,7 @@ struct SessionCommand: AsyncParsableCommand {
                 $0.device = device
                 if ttl > 0 { $0.ttl = .with { $0.seconds = ttl } }
             }
-            try Printer(format: context.output).message(try await context.withConnection { try await $0.users.createSession(request) })
+            try await context.show { try await $0.users.createSession(request) }
         }
     }
 
@@ -228,7 +228,7 @@ struct SessionCommand: AsyncParsableCommand {
 
         func run() async throws {
             let context = try Context(options)
-            try Printer(format: context.output).message(try await context.withConnection { try await $0.users.revokeSession(.with { $0.id = id }) })
+            try await context.show { try await $0.users.revokeSession(.with { $0.id = id }) }
         }
     }
 }
