@@ -49,6 +49,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Latency percentiles of gateway-bench.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: cLibraries
         + protos("StandardProtos")
@@ -176,11 +178,23 @@ let package = Package(
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]
             ),
+            // The load generator of gateway-bench: scenarios over our client transport, HdrHistogram latencies.
+            .target(
+                name: "LoadGenerator",
+                dependencies: [
+                    "RPCCore", "RPCHTTP2", "StandardProtos", "GatewayProtos", "ProtoRuntime",
+                    .product(name: "Histogram", package: "hdrhistogram-swift"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                ]
+            ),
             .executableTarget(
                 name: "gateway-bench",
                 dependencies: [
-                    "GatewayServer", "FirebaseAuth", "GatewayApplication", "OpenSSLCrypto",
+                    "GatewayServer", "FirebaseAuth", "GatewayApplication", "OpenSSLCrypto", "LoadGenerator", "InteropTesting",
+                    "RPCHTTP2", "RPCCore",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                    .product(name: "Logging", package: "swift-log"),
                 ]
             ),
             // Black-box peer for the Python codec interop suite (Tests/interop).
@@ -214,6 +228,7 @@ let package = Package(
                 resources: [.copy("FuzzCorpus")]
             ),
             .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
+            .testTarget(name: "LoadGeneratorTests", dependencies: ["LoadGenerator"]),
             .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "CurlHTTP", .product(name: "NIOPosix", package: "swift-nio"), "GatewayApplication", "MemoryAdapters", "GatewayProtos", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]),
             .testTarget(name: "FirebaseAuthTests", dependencies: ["FirebaseAuth", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"]),
             .testTarget(

@@ -4,7 +4,7 @@ import ArgumentParser
 struct GatewayBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway-bench",
-        abstract: "Benchmarks of the gateway (the scripts/bench-* scripts run them next to a peer).",
-        subcommands: [AuthBench.self]
+        abstract: "Load tests of gRPC servers and of the gateway (scripts/bench runs them next to peers).",
+        subcommands: [BenchRun.self, BenchServer.self, AuthBench.self]
     )
 }
