@@ -57,7 +57,7 @@ struct Fanout: Scenario {
                 notes.append("published \(published.count) events to \(workers.count) subscribers")
                 notes.append(missing == 0
                     ? "every subscriber received every event"
-                    : "\(missing) deliveries missing (of \(published.count * workers.count))")
+                    : "\(missing) of \(published.count * workers.count) deliveries had not arrived 5 s after the window")
             }
         }
         for (code, count) in publisher.counts.errors { workers[0].counts.errors["publish \(code)", default: 0] += count }

@@ -189,8 +189,9 @@ struct Schedule: Sendable {
             let now = monotonicNanos()
             return now < end && !Task.isCancelled ? now : nil
         }
+        // A worker that fell behind catches up at once, but not past the end of the window.
         let intended = next
-        guard intended < end, !Task.isCancelled else { return nil }
+        guard intended < end, monotonicNanos() < end, !Task.isCancelled else { return nil }
         next += interval
         do {
             try await sleep(untilNanos: intended)
