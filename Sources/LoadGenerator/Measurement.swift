@@ -185,19 +185,23 @@ struct Schedule: Sendable {
 
     /// The intended start of the next operation, after sleeping until it in open loop; nil once the run is over.
     mutating func next() async -> UInt64? {
-        guard let interval else {
-            let now = monotonicNanos()
-            return now < end && !Task.isCancelled ? now : nil
-        }
-        // A worker that fell behind catches up at once, but not past the end of the window.
-        let intended = next
-        guard intended < end, monotonicNanos() < end, !Task.isCancelled else { return nil }
-        next += interval
+        guard !Task.isCancelled, let intended = next(at: monotonicNanos()) else { return nil }
         do {
             try await sleep(untilNanos: intended)
         } catch {
             return nil
         }
+        return intended
+    }
+
+    /// The intended start of the next operation when it is `now`; nil once the run is over.
+    mutating func next(at now: UInt64) -> UInt64? {
+        guard now < end else { return nil }
+        guard let interval else { return now }
+        // A worker that fell behind catches up at once, but not past the end of the window.
+        let intended = next
+        guard intended < end else { return nil }
+        next += interval
         return intended
     }
 }

@@ -35,31 +35,47 @@ struct LoadGeneratorTests {
     }
 
     /// Open loop: 1 000/s over 10 workers is one operation every 10 ms per worker, the workers staggered by
-    /// 1 ms; the schedule ends with the window.
-    @Test func openLoopScheduleIsEvenAndEndsWithTheWindow() async {
+    /// 1 ms; the schedule ends with the window. (Times are given, not slept: nothing here depends on the clock.)
+    @Test func openLoopScheduleIsEvenAndEndsWithTheWindow() {
         var shape = LoadShape()
         shape.connections = 2
         shape.streams = 5
         shape.rate = 1_000
         shape.warmup = .zero
         shape.duration = .milliseconds(50)
-        let window = Window(shape: shape, start: monotonicNanos())
+        let window = Window(shape: shape, start: 1_000_000_000)
         var third = Schedule(index: 3, shape: shape, window: window)
+        #expect(third.isOpenLoop)
         var starts: [UInt64] = []
-        while let start = await third.next() { starts.append(start - window.start) }
-        #expect(starts == [3_000_000, 13_000_000, 23_000_000, 33_000_000, 43_000_000])
+        // A worker on time asks just before each start.
+        while let start = third.next(at: starts.last.map { $0 + 1 } ?? window.start) { starts.append(start) }
+        #expect(starts.map { $0 - window.start } == [3_000_000, 13_000_000, 23_000_000, 33_000_000, 43_000_000])
     }
 
-    @Test func closedLoopScheduleIsNowUntilTheEnd() async {
+    /// A worker that fell behind (a stalled server) catches up at once inside the window, and stops at its end:
+    /// it used to work off its whole backlog after the window.
+    @Test func aLateOpenLoopWorkerCatchesUpButStopsAtTheEnd() {
+        var shape = LoadShape()
+        shape.rate = 1_000
+        shape.warmup = .zero
+        shape.duration = .milliseconds(20)
+        let window = Window(shape: shape, start: 1_000_000_000)
+        var schedule = Schedule(index: 0, shape: shape, window: window)
+        let late = window.start + 5_500_000
+        #expect(schedule.next(at: late) == window.start)
+        #expect(schedule.next(at: late) == window.start + 1_000_000)
+        #expect(schedule.next(at: window.end) == nil)
+    }
+
+    @Test func closedLoopScheduleIsNowUntilTheEnd() {
         var shape = LoadShape()
         shape.warmup = .zero
         shape.duration = .milliseconds(20)
-        let window = Window(shape: shape)
+        let window = Window(shape: shape, start: 1_000_000_000)
         var schedule = Schedule(index: 0, shape: shape, window: window)
         #expect(!schedule.isOpenLoop)
-        let first = await schedule.next()
-        #expect(first != nil && first! >= window.start)
-        try? await Task.sleep(for: .milliseconds(30))
-        #expect(await schedule.next() == nil)
+        #expect(schedule.next(at: window.start + 7) == window.start + 7)
+        #expect(schedule.next(at: window.end - 1) == window.end - 1)
+        #expect(schedule.next(at: window.end) == nil)
     }
 }
