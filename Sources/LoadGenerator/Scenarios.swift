@@ -208,6 +208,7 @@ final class MethodChoice: Sendable {
         service: Grpc_Testing_BenchmarkService.descriptor, method: "UnconstrainedStreamingCall", kind: .bidirectionalStreaming
     )
     private let chosen: Locked<MethodDescriptor>
+    private let note = Locked<String?>(nil)
 
     init(_ preferred: MethodDescriptor) {
         chosen = Locked(preferred)
@@ -215,8 +216,11 @@ final class MethodChoice: Sendable {
 
     var method: MethodDescriptor { chosen.withLock { $0 } }
 
-    /// Probes the preferred method; answers a note for the report when it falls back.
-    func probe(_ worker: Worker, request: [UInt8]) async throws -> String? {
+    /// What the report should say: the method the server lacked, if it did.
+    var notes: [String] { note.withLock { $0.map { [$0] } ?? [] } }
+
+    /// Tries the preferred method once, and falls back when the server does not implement it.
+    func probe(_ worker: Worker, request: [UInt8]) async throws {
         let preferred = method
         do {
             try await worker.transport.withStream(descriptor: preferred, metadata: worker.metadata, options: worker.options) { stream in
@@ -225,10 +229,9 @@ final class MethodChoice: Sendable {
                 var inbound = stream.inbound.makeAsyncIterator()
                 _ = try await Calls.nextMessage(&inbound)
             }
-            return nil
         } catch let error as RPCError where error.code == .unimplemented {
             chosen.withLock { $0 = Self.unconstrained }
-            return "the server has no \(preferred.method): used UnconstrainedStreamingCall"
+            note.withLock { $0 = "the server has no \(preferred.method): used UnconstrainedStreamingCall" }
         }
     }
 }
@@ -237,14 +240,12 @@ final class MethodChoice: Sendable {
 struct ServerStreaming: Scenario {
     let method: MethodChoice
     let request: [UInt8]
-    let note = Locked<String?>(nil)
 
     func prepare(_ worker: Worker) async throws {
-        let fallback = try await method.probe(worker, request: request)
-        note.withLock { $0 = fallback }
+        try await method.probe(worker, request: request)
     }
 
-    var notes: [String] { note.withLock { $0.map { [$0] } ?? [] } }
+    var notes: [String] { method.notes }
 
     func run(_ worker: Worker) async {
         let method = method.method
@@ -270,14 +271,12 @@ struct ServerStreaming: Scenario {
 struct ClientStreaming: Scenario {
     let method: MethodChoice
     let request: [UInt8]
-    let note = Locked<String?>(nil)
 
     func prepare(_ worker: Worker) async throws {
-        let fallback = try await method.probe(worker, request: request)
-        note.withLock { $0 = fallback }
+        try await method.probe(worker, request: request)
     }
 
-    var notes: [String] { note.withLock { $0.map { [$0] } ?? [] } }
+    var notes: [String] { method.notes }
 
     func run(_ worker: Worker) async {
         let method = method.method
