@@ -236,16 +236,24 @@ final class MethodChoice: Sendable {
     }
 }
 
-/// One request, then the server streams responses as fast as it can: each message is an operation.
-struct ServerStreaming: Scenario {
-    let method: MethodChoice
-    let request: [UInt8]
+/// The one-way streaming scenarios, whose method may fall back (see ``MethodChoice``).
+protocol OneWayStreaming: Scenario {
+    var method: MethodChoice { get }
+    var request: [UInt8] { get }
+}
 
+extension OneWayStreaming {
     func prepare(_ worker: Worker) async throws {
         try await method.probe(worker, request: request)
     }
 
     var notes: [String] { method.notes }
+}
+
+/// One request, then the server streams responses as fast as it can: each message is an operation.
+struct ServerStreaming: OneWayStreaming {
+    let method: MethodChoice
+    let request: [UInt8]
 
     func run(_ worker: Worker) async {
         let method = method.method
@@ -268,15 +276,9 @@ struct ServerStreaming: Scenario {
 
 /// The client streams requests as fast as flow control lets it: each message written is an operation; the
 /// server's one response comes after the half-close at the end.
-struct ClientStreaming: Scenario {
+struct ClientStreaming: OneWayStreaming {
     let method: MethodChoice
     let request: [UInt8]
-
-    func prepare(_ worker: Worker) async throws {
-        try await method.probe(worker, request: request)
-    }
-
-    var notes: [String] { method.notes }
 
     func run(_ worker: Worker) async {
         let method = method.method
