@@ -108,3 +108,9 @@ def test_gateway_scenarios_need_a_token(binaries, gateway):
     out = subprocess.run([str(binaries / "gateway-bench"), "run", "--target", f"127.0.0.1:{gateway.port}",
                           "--scenario", "get-user"], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "--local-login" in out.stderr
+
+
+def test_idle_connections_are_opened_and_held(binaries, bench_server):
+    out = subprocess.run([str(binaries / "gateway-bench"), "idle", "--target", f"127.0.0.1:{bench_server.port}",
+                          "--connections", "150", "--hold", "0.2"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == "ready 150\n", out.stderr
