@@ -61,25 +61,28 @@ enum MessageEncoding: String, Sendable, CaseIterable {
         }
     }
 
-    func compress(_ input: [UInt8]) -> [UInt8] {
-        guard self != .identity else { return input }
+    /// The message compressed, or nil when that would not make it smaller (or zlib cannot start): the
+    /// message then goes out uncompressed, with its compressed flag clear (gRPC's PROTOCOL-HTTP2,
+    /// "Compressed-Flag"; a sender may leave any message uncompressed).
+    func compress(_ input: [UInt8]) -> [UInt8]? {
+        guard self != .identity else { return nil }
         var stream = z_stream()
         guard CZlib_deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, windowBits, 8, Z_DEFAULT_STRATEGY) == Z_OK else {
-            return input
+            return nil
         }
         defer { deflateEnd(&stream) }
-        let bound = Int(deflateBound(&stream, UInt(input.count)))
-        var output = [UInt8](repeating: 0, count: bound)
-        let written: Int = input.withUnsafeBufferPointer { source in
+        // Anything that does not fit below the input's own size is not worth sending compressed.
+        var output = [UInt8](repeating: 0, count: input.count)
+        let (result, written): (Int32, Int) = input.withUnsafeBufferPointer { source in
             output.withUnsafeMutableBufferPointer { out in
                 stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
                 stream.avail_in = UInt32(source.count)
                 stream.next_out = out.baseAddress
                 stream.avail_out = UInt32(out.count)
-                _ = CZlib.deflate(&stream, Z_FINISH)
-                return out.count - Int(stream.avail_out)
+                return (CZlib.deflate(&stream, Z_FINISH), out.count - Int(stream.avail_out))
             }
         }
+        guard result == Z_STREAM_END, written < input.count else { return nil }
         output.removeLast(output.count - written)
         return output
     }

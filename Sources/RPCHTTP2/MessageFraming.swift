@@ -73,8 +73,8 @@ enum MessageFramer {
     static func frame(_ message: [UInt8], encoding: MessageEncoding?, allocator: ByteBufferAllocator) -> ByteBuffer {
         var payload = message
         var flag: UInt8 = 0
-        if let encoding, encoding != .identity {
-            payload = encoding.compress(message)
+        if let compressed = encoding?.compress(message) {
+            payload = compressed
             flag = 1
         }
         var buffer = allocator.buffer(capacity: 5 + payload.count)

@@ -110,9 +110,23 @@ struct MessageDeframerTests {
         #expect(try d.next()?.bytes == payload)
     }
 
-    /// C6: a small compressed message that inflates beyond the limit stops at the limit.
-    @Test func decompressionStopsAtTheLimit() {
-        let bomb = MessageEncoding.gzip.compress([UInt8](repeating: 0, count: 10 << 20))
+    /// A message that compression would not shrink goes out as it is, with the compressed flag clear: before,
+    /// the flag was set on whatever deflate produced, larger or not.
+    @Test(arguments: [MessageEncoding.gzip, .deflate])
+    func incompressibleMessagesGoOutUncompressed(encoding: MessageEncoding) throws {
+        var generator = SystemRandomNumberGenerator()
+        for payload in [[], [42], (0..<10_000).map { _ in UInt8.random(in: 0...255, using: &generator) }] {
+            let framed = MessageFramer.frame(payload, encoding: encoding, allocator: ByteBufferAllocator())
+            #expect(Array(framed.readableBytesView) == frame(payload, flag: 0))
+            var d = MessageDeframer(maxMessageSize: 1 << 20, encoding: encoding)
+            framed.withUnsafeReadableBytes { d.append($0) }
+            #expect(try d.next()?.bytes == payload)
+        }
+    }
+
+    /// A small compressed message that inflates beyond the limit stops at the limit.
+    @Test func decompressionStopsAtTheLimit() throws {
+        let bomb = try #require(MessageEncoding.gzip.compress([UInt8](repeating: 0, count: 10 << 20)))
         var d = MessageDeframer(maxMessageSize: 4 << 20, encoding: .gzip)
         feed(&d, frame(bomb, flag: 1))
         #expect(throws: MessageDeframer.Failure.decompressedTooLarge(limit: 4 << 20)) { try d.next() }
@@ -151,7 +165,7 @@ struct ServerRequestHeadTests {
         #expect(head.metadata.first("te") == nil)
     }
 
-    @Test func missingTEIsAccepted() throws {  // R2, V13
+    @Test func missingTEIsAccepted() throws {  // as grpc-go internal/transport/http2_server.go
         _ = try validate { $0.removeAll { $0.name == "te" } }.get()
     }
 
