@@ -16,7 +16,7 @@ enum MetadataCoding {
     }
 
     /// Adds one received header to `metadata`. `-bin` values are base64 (padded or not), possibly several
-    /// joined with `,`; a value outside printable ASCII is dropped, as R6 allows.
+    /// joined with `,`; a value outside printable ASCII is dropped, as gRPC PROTOCOL-HTTP2.md ("Requests") allows.
     static func add(name: String, value: String, to metadata: inout Metadata) throws {
         if name.hasSuffix("-bin") {
             for part in value.split(separator: ",", omittingEmptySubsequences: false) {

@@ -54,18 +54,18 @@ struct ServerRequestHead {
                 }
             }
         }
-        // V3 (A41)
+        // gRPC proposal A41: at most one :authority and one host
         if authorities.count > 1 || hosts > 1 {
             return .failure(Rejection(httpStatus: 400, status: Status(code: .internal, message: "more than one :authority or host header")))
         }
-        // V5
+        // content-type: HTTP 415 (gRPC PROTOCOL-HTTP2.md, "Requests"), with grpc-go's status and message
         guard let contentType, isGRPCContentType(contentType) else {
             return .failure(Rejection(
                 httpStatus: 415,
                 status: Status(code: .invalidArgument, message: "invalid gRPC request content-type \"\(contentType ?? "")\"")
             ))
         }
-        // V6
+        // grpc-timeout (gRPC PROTOCOL-HTTP2.md, "Requests") and -bin values: HTTP 400 + INTERNAL, as grpc-go
         var parsedTimeout: Duration?
         if let timeout {
             guard let t = GRPCTimeout.parse(timeout) else {
@@ -78,20 +78,20 @@ struct ServerRequestHead {
                 httpStatus: 400, status: Status(code: .internal, message: "malformed binary metadata in header \(badBinaryHeader)")
             ))
         }
-        // V8
+        // :method POST (gRPC PROTOCOL-HTTP2.md, "Requests"); HTTP 405 as grpc-go
         guard let method, method == "POST" else {
             return .failure(Rejection(
                 httpStatus: 405,
                 status: Status(code: .internal, message: "Received a HEADERS frame with :method \"\(method ?? "")\" which should be POST")
             ))
         }
-        // V9: `/service/method`
+        // `/service/method` (gRPC PROTOCOL-HTTP2.md, "Requests"); the message is grpc-go server.go's
         guard let path, path.hasPrefix("/"), let slash = path.dropFirst().firstIndex(of: "/"),
               slash > path.index(after: path.startIndex), path.index(after: slash) < path.endIndex
         else {
             return .failure(Rejection(httpStatus: 200, status: Status(code: .unimplemented, message: "malformed method name: \"\(path ?? "")\"")))
         }
-        // V12
+        // grpc-encoding (grpc/grpc doc/compression.md): UNIMPLEMENTED for an unsupported one
         var messageEncoding: MessageEncoding?
         if let encoding, encoding != "identity" {
             guard let supported = MessageEncoding(rawValue: encoding) else {

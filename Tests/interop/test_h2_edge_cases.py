@@ -446,7 +446,8 @@ def headers_frames(client, sid):
 
 
 def assert_trailers_only(client, sid):
-    """S3: one HEADERS frame (END_HEADERS, no CONTINUATION) with END_STREAM, and nothing else before it."""
+    """Trailers-Only (PROTOCOL-HTTP2.md, "Responses"): one HEADERS frame (END_HEADERS, no CONTINUATION) with
+    END_STREAM, and nothing else before it."""
     st = client.streams[sid]
     frames = [f for f in client.frames_for(sid) if f.type != 8]
     assert frames and frames[0].type == 1, client.describe(sid)
@@ -490,28 +491,29 @@ def test_01_non_grpc_content_type(client):
 
 
 def test_02_method_get(client):
-    # V8: :method other than POST → early abort 405 + INTERNAL.
+    # grpc-go http2_server.go: :method other than POST → early abort 405 + INTERNAL.
     st = client.call(TS + "EmptyCall", method="GET", end_on_headers=True)
     assert st.http_status == "405" and st.grpc_status == 13, client.describe(st.id)
     assert st.headers_ended, client.describe(st.id)
 
 
 def test_03_missing_te_is_accepted(client):
-    # R2, V13: no `te: trailers` → served normally.
+    # As grpc-go http2_server.go: no `te: trailers` → served normally.
     st = client.call(TS + "UnaryCall", frame(simple_request(response_size=7)), te=False)
     assert_unary_ok(client, st, 7)
 
 
 @pytest.mark.parametrize("path", ["/", "/onlyservice", "/grpc.testing.TestService/"])
 def test_04_bad_paths(client, path):
-    # V9: no `/service/method` → 200 trailers-only UNIMPLEMENTED, `malformed method name`.
+    # grpc-go server.go (handleStream): no `/service/method` → 200 trailers-only UNIMPLEMENTED,
+    # `malformed method name`.
     st = client.call(path, frame(b""))
     assert st.grpc_status == 12, client.describe(st.id)
     assert_trailers_only(client, st.id)
 
 
 def test_05_unknown_service_and_method(client):
-    # V10, V11: 200 trailers-only UNIMPLEMENTED with grpc-go's messages.
+    # 200 trailers-only UNIMPLEMENTED with grpc-go's messages (server.go handleStream).
     st = client.call("/grpc.testing.UnimplementedService/UnimplementedCall", frame(b""))
     assert st.grpc_status == 12, client.describe(st.id)
     assert st.grpc_message == "unknown service grpc.testing.UnimplementedService", client.describe(st.id)
@@ -524,14 +526,14 @@ def test_05_unknown_service_and_method(client):
 
 
 def test_06_compressed_flag_without_encoding(client):
-    # F4, C4: Compressed-Flag 1 without grpc-encoding → INTERNAL.
+    # grpc/grpc doc/compression.md, test case 6: Compressed-Flag 1 without grpc-encoding → INTERNAL.
     st = client.call(TS + "UnaryCall", frame(simple_request(response_size=1), flag=1))
     assert st.reset_code is None and st.grpc_status == 13, client.describe(st.id)
     assert not st.messages, client.describe(st.id)
 
 
 def test_07_message_split_across_many_data_frames(client):
-    # F2: DATA frame boundaries mean nothing; 1-byte frames split the 5-byte prefix too.
+    # PROTOCOL-HTTP2.md, "Data Frames": DATA frame boundaries mean nothing; 1-byte frames split the 5-byte prefix too.
     body = frame(simple_request(response_size=50, payload_size=20))
     sid = client.start(TS + "UnaryCall", body, chunk=1, end=False)
     client.send(sid, b"", end_stream=True)
@@ -549,7 +551,7 @@ def test_07_message_split_across_many_data_frames(client):
 
 
 def test_08_many_messages_in_one_data_frame(client):
-    # F2: several Length-Prefixed-Messages in one DATA frame (with END_STREAM on it).
+    # PROTOCOL-HTTP2.md, "Data Frames": several Length-Prefixed-Messages in one DATA frame (with END_STREAM on it).
     sizes = [0, 1, 8, 100, 1828, 4000, 7, 3000]
     body = b"".join(frame(streaming_input_request(n)) for n in sizes)
     assert len(body) <= client.conn.max_outbound_frame_size
@@ -561,7 +563,7 @@ def test_08_many_messages_in_one_data_frame(client):
 
 
 def test_09_zero_length_messages(client):
-    # F2: empty_unary sends exactly 00 00 00 00 00 and gets the same back.
+    # empty_unary sends exactly 00 00 00 00 00 and gets the same back.
     st = client.call(TS + "EmptyCall", b"\x00\x00\x00\x00\x00")
     assert st.reset_code is None and st.grpc_status == 0, client.describe(st.id)
     assert bytes(st.data) == b"\x00\x00\x00\x00\x00", client.describe(st.id)
@@ -582,7 +584,7 @@ def test_09_zero_length_messages(client):
 
 
 def test_10_oversize_message(client):
-    # F5: a declared length of 4 MiB + 1 → RESOURCE_EXHAUSTED at once, without waiting for the bytes.
+    # statuscodes.md: a declared length of 4 MiB + 1 → RESOURCE_EXHAUSTED at once, without waiting for the bytes.
     sid = client.start(TS + "UnaryCall", end=False)
     client.send(sid, b"\x00" + struct.pack(">I", MAX_RECV + 1) + bytes(100))
     t0 = time.monotonic()
@@ -590,13 +592,15 @@ def test_10_oversize_message(client):
     assert st.grpc_status == 8, client.describe(sid)
     assert st.ended_at - t0 < 1.0, client.describe(sid)
     assert not st.messages, client.describe(sid)
-    # S5: the client has not ended its stream, so RST_STREAM(NO_ERROR) follows the trailers.
+    # PROTOCOL-HTTP2.md, "Early Server Closure": the client has not ended its stream, so RST_STREAM(NO_ERROR)
+    # follows the trailers.
     client.sync()
     assert st.reset_code == NO_ERROR, client.describe(sid)
 
 
 def test_11_header_list_over_the_limit(client):
-    # V1, R10: a 20 KiB header (limit 16 KiB) → RST_STREAM or an error status; the connection survives.
+    # PROTOCOL-HTTP2.md, "Requests" (header size): a 20 KiB header (limit 16 KiB) → RST_STREAM or an error
+    # status; the connection survives.
     st = client.call(TS + "UnaryCall", frame(simple_request(response_size=1)), extra=[("x-big", "a" * 20480)])
     assert st.done, client.describe(st.id)
     assert st.reset_code is not None or (st.grpc_status not in (None, 0)), client.describe(st.id)
@@ -607,8 +611,9 @@ def test_11_header_list_over_the_limit(client):
 
 
 def test_12_rst_stream_mid_stream_while_server_sleeps(client):
-    # D2: the client cancels (RST_STREAM CANCEL) a FullDuplexCall whose handler sleeps (interval_us) after its
-    # first response; the server must free the stream and keep serving the connection.
+    # PROTOCOL-HTTP2.md, "Client Cancellation": the client cancels (RST_STREAM CANCEL) a FullDuplexCall whose
+    # handler sleeps (interval_us) after its first response; the server must free the stream and keep serving the
+    # connection.
     sid = client.start(TS + "FullDuplexCall", frame(streaming_output_request((1, 0), (1, 400_000))), end=False)
     st = client.streams[sid]
     assert client.pump(lambda: count_messages(st.data) >= 1 or st.done, TIMEOUT), client.describe(sid)
@@ -632,7 +637,8 @@ def test_12_rst_stream_mid_stream_while_server_sleeps(client):
 
 
 def test_13_deadline_expires_mid_stream(client):
-    # D1, R4: grpc-timeout 100m on a FullDuplexCall that sleeps 2 s → DEADLINE_EXCEEDED within ~1 s.
+    # PROTOCOL-HTTP2.md (Timeout, "Client Cancellation"): grpc-timeout 100m on a FullDuplexCall that sleeps 2 s
+    # → DEADLINE_EXCEEDED within ~1 s.
     t0 = time.monotonic()
     sid = client.start(TS + "FullDuplexCall", frame(streaming_output_request((1, 2_000_000))), end=False,
                        extra=[("grpc-timeout", "100m")])
@@ -640,14 +646,15 @@ def test_13_deadline_expires_mid_stream(client):
     assert st.grpc_status == 4, client.describe(sid)
     assert 0.09 <= st.ended_at - t0 < 1.0, client.describe(sid)
     assert not st.messages, client.describe(sid)
-    # S5 (D1 asks for RST_STREAM after the local cancel): the client had not half-closed, so the stream
-    # is reset after the trailers.
+    # PROTOCOL-HTTP2.md, "Early Server Closure" ("Client Cancellation" asks for RST_STREAM after the local
+    # cancel): the client had not half-closed, so the stream is reset after the trailers.
     client.sync()
     assert st.reset_code is not None, client.describe(sid)
 
 
 def test_14_client_half_close_semantics(client):
-    # R9: lock-step FullDuplexCall, then half-close with an empty DATA frame + END_STREAM → status OK.
+    # PROTOCOL-HTTP2.md, "Requests": lock-step FullDuplexCall, then half-close with an empty DATA frame +
+    # END_STREAM → status OK.
     sid = client.start(TS + "FullDuplexCall", end=False)
     st = client.streams[sid]
     sizes = [3, 11, 0]
@@ -662,7 +669,8 @@ def test_14_client_half_close_semantics(client):
     assert st.trailers is not None and st.grpc_status == 0, client.describe(sid)
     assert [payload_size_of(m) for _, m in st.messages] == sizes, client.describe(sid)
 
-    # R9, F6: END_STREAM on the HEADERS frame of a unary call: no request message → UNIMPLEMENTED.
+    # statuscodes.md (cardinality violation): END_STREAM on the HEADERS frame of a unary call: no request
+    # message → UNIMPLEMENTED.
     for method in ("EmptyCall", "UnaryCall"):
         st = client.call(TS + method, end_on_headers=True)
         assert st.reset_code is None and st.grpc_status == 12, client.describe(st.id)
@@ -670,7 +678,7 @@ def test_14_client_half_close_semantics(client):
 
 
 def test_15_unsupported_grpc_encoding(client):
-    # V12, C2: an unknown grpc-encoding → UNIMPLEMENTED, and grpc-accept-encoding lists what is supported.
+    # compression.md: an unknown grpc-encoding → UNIMPLEMENTED, and grpc-accept-encoding lists what is supported.
     st = client.call(TS + "UnaryCall", frame(simple_request(response_size=1), flag=1), extra=[("grpc-encoding", "snappy")])
     assert st.grpc_status == 12, client.describe(st.id)
     accept = st.header("grpc-accept-encoding")
@@ -680,28 +688,28 @@ def test_15_unsupported_grpc_encoding(client):
 
 
 def test_16_malformed_grpc_timeout(client):
-    # D3, V6: HTTP 400 + INTERNAL.
+    # As grpc-go http2_server.go: HTTP 400 + INTERNAL.
     st = client.call(TS + "UnaryCall", frame(simple_request(response_size=1)), extra=[("grpc-timeout", "soon")])
     assert st.http_status == "400" and st.grpc_status == 13, client.describe(st.id)
     assert st.headers_ended, client.describe(st.id)
 
 
 def test_17_invalid_base64_binary_metadata(client):
-    # V6, R7: a -bin value that is not base64 → HTTP 400 + INTERNAL.
+    # As grpc-go http2_server.go: a -bin value that is not base64 → HTTP 400 + INTERNAL.
     st = client.call(TS + "UnaryCall", frame(simple_request(response_size=1)), extra=[("x-test-bin", "@@@@!")])
     assert st.http_status == "400" and st.grpc_status == 13, client.describe(st.id)
     assert st.headers_ended, client.describe(st.id)
 
 
 def test_18_percent_encoded_grpc_message(client):
-    # S4: `a%b ☺\n` → `a%25b %E2%98%BA%0A`, byte for byte.
+    # PROTOCOL-HTTP2.md, "Responses" (Status-Message): `a%b ☺\n` → `a%25b %E2%98%BA%0A`, byte for byte.
     st = client.call(TS + "UnaryCall", frame(simple_request(status=(2, "a%b \u263a\n"))))
     assert st.grpc_status == 2, client.describe(st.id)
     assert st.header("grpc-message") == "a%25b %E2%98%BA%0A", client.describe(st.id)
 
 
 def test_19_ping_flood(interop_server):
-    # K3: more than 2 pings closer than 5 minutes without data → GOAWAY ENHANCE_YOUR_CALM `too_many_pings`.
+    # keepalive.md: more than 2 pings closer than 5 minutes without data → GOAWAY ENHANCE_YOUR_CALM `too_many_pings`.
     c = Client(interop_server.port)
     try:
         for _ in range(10):
@@ -712,7 +720,7 @@ def test_19_ping_flood(interop_server):
         assert c.goaway.error_code == ENHANCE_YOUR_CALM, c.describe()
         assert c.goaway.additional_data == b"too_many_pings", c.describe()
         assert c.goaway.last_stream_id == 0, c.describe()
-        # K4: GOAWAY first, then the server closes the connection.
+        # PROTOCOL-HTTP2.md, "GOAWAY Frame": GOAWAY first, then the server closes the connection.
         assert c.pump(lambda: c.closed, 2.0), c.describe()
         # One GOAWAY, however many pings follow (regression: one per extra ping was sent).
         assert len([f for f in c.log.frames if f.type == 7]) == 1, c.describe()
@@ -721,8 +729,8 @@ def test_19_ping_flood(interop_server):
 
 
 def test_20_trailers_only_error_before_any_message(client):
-    # S3, S8: a handler failing before it sends a message → :status, content-type and grpc-status in ONE
-    # HEADERS frame with END_STREAM.
+    # Trailers-Only (PROTOCOL-HTTP2.md, "Responses"): a handler failing before it sends a message → :status,
+    # content-type and grpc-status in ONE HEADERS frame with END_STREAM.
     st = client.call(TS + "UnaryCall", frame(simple_request(status=(5, "nope"))))
     assert st.grpc_status == 5 and st.grpc_message == "nope", client.describe(st.id)
     assert_trailers_only(client, st.id)
@@ -736,7 +744,8 @@ def test_20_trailers_only_error_before_any_message(client):
 
 
 def test_settings_advertise_max_header_list_size(client):
-    # R10, N8: SETTINGS_MAX_HEADER_LIST_SIZE 16384 in the server's first SETTINGS frame (the preface).
+    # PROTOCOL-HTTP2.md, "Requests" (header size), nghttp2.h: SETTINGS_MAX_HEADER_LIST_SIZE 16384 in the
+    # server's first SETTINGS frame (the preface).
     first = client.log.frames[0]
     assert first.type == 4 and not first.flags & 1, client.describe()
     entries = dict(struct.unpack(">HI", first.payload[i:i + 6]) for i in range(0, len(first.payload), 6))
@@ -745,7 +754,7 @@ def test_settings_advertise_max_header_list_size(client):
 
 
 def test_100_parallel_streams_are_not_refused(client):
-    # V7: REFUSED_STREAM only above MAX_CONCURRENT_STREAMS; 100 parallel calls are all served.
+    # REFUSED_STREAM only above MAX_CONCURRENT_STREAMS; 100 parallel calls are all served.
     advertised = client.remote_settings.get(SETTINGS_MAX_CONCURRENT_STREAMS, 2**31)
     assert advertised >= 100, client.describe()
     sids = [client.start(TS + "UnaryCall", frame(simple_request(response_size=i, payload_size=i)))

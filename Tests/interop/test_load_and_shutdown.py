@@ -212,7 +212,7 @@ def test_graceful_shutdown_finishes_inflight_rpcs(binaries, testing_pb):
 
         # Health turns NOT_SERVING before the connections are told to go away.
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
-        # K5: GOAWAY(2^31-1, NO_ERROR) and a PING, then GOAWAY with the last stream id it will serve.
+        # gRPC proposal A9: GOAWAY(2^31-1, NO_ERROR) and a PING, then GOAWAY with the last stream id it will serve.
         frames = read_frames(watcher, lambda f: sum(t == 7 for t, *_ in f) >= 2, 5)
         goaways = [(int.from_bytes(p[:4], "big") & 0x7FFFFFFF, int.from_bytes(p[4:8], "big"))
                    for t, _, _, p in frames if t == 7]
