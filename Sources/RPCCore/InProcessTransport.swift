@@ -46,13 +46,10 @@ public struct InProcessTransport: ClientTransport {
                     let stream = RPCServerStream(inbound: RPCAsyncSequence(wrapping: requests), outbound: outbound)
                     try await withDeadline(deadline) { try await route.handle(stream, context) }
                     status = .ok
-                } catch let error as RPCError {
+                } catch {
+                    let error = RPCError(handlerError: error)
                     status = error.status
                     trailers = error.metadata
-                } catch is CancellationError {
-                    status = Status(code: .cancelled, message: "cancelled")
-                } catch {
-                    status = Status(code: .unknown, message: "handler failed")
                 }
                 trailers.add(contentsOf: context.responseMetadata.trailing)
                 // An error before any message is sent trailers-only, with the initial metadata folded into the

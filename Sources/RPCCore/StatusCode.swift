@@ -82,4 +82,15 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         "\(code): \(message)"
     }
+
+    /// The error a call ends with when its handler throws `error` (grpc/grpc doc/statuscodes.md): an
+    /// `RPCError` as it is; CANCELLED for a cancelled task; UNKNOWN for anything else, whose description is
+    /// for the server's log only (`cause`), never for the peer. Every transport and interceptor maps with this.
+    public init(handlerError error: any Error) {
+        switch error {
+        case let error as RPCError: self = error
+        case is CancellationError: self.init(code: .cancelled, message: "the call was cancelled", cause: error)
+        default: self.init(code: .unknown, message: "the handler failed", cause: error)
+        }
+    }
 }

@@ -120,9 +120,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         return id
     }
 
-    func enqueue(stream id: Int32, _ framed: ByteBuffer) {
+    func takePending(stream id: Int32) {
         guard let stream = streams[id], !stream.requestEnded else { return }
-        stream.outbox.append(framed)
+        let messages = stream.gate.takePending()
+        guard !messages.isEmpty else { return }
+        for framed in messages { stream.outbox.append(framed) }
         session.resumeData(stream: id)
         scheduleFlush()
     }
@@ -134,7 +136,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         scheduleFlush()
     }
 
-    /// D2: RST_STREAM(CANCEL); the caller sees `status`.
+    /// RST_STREAM(CANCEL) (gRPC PROTOCOL-HTTP2.md, "Client Cancellation"); the caller sees `status`.
     func cancel(stream id: Int32, status: Status) {
         guard let stream = streams[id] else { return }
         stream.end(status, trailers: [:])
@@ -248,13 +250,13 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let written = stream.outbox.drain(into: buffer)
         if written > 0 { stream.gate.drained(written) }
         if stream.outbox.isEmpty, stream.requestEnded {
-            return .end(written, trailers: nil)  // R9: END_STREAM on the last DATA frame
+            return .end(written, trailers: nil)  // gRPC PROTOCOL-HTTP2.md, "Requests": END_STREAM on the last DATA frame
         }
         return written > 0 ? .bytes(written) : .deferred
     }
 
     func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) {
-        // K4: streams above the last id were not processed; nghttp2 closes them with REFUSED_STREAM.
+        // gRPC PROTOCOL-HTTP2.md, "GOAWAY Frame": streams above the last id were not processed; nghttp2 closes them with REFUSED_STREAM.
         markClosing()
     }
 

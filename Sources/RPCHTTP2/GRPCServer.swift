@@ -9,7 +9,9 @@ import Synchronization
 ///
 /// Run it in a `ServiceGroup`: a graceful shutdown (SIGTERM/SIGINT) stops accepting connections, sends each
 /// connection GOAWAY (2^31-1) and a PING, then GOAWAY with the last stream it will serve, lets in-flight RPCs
-/// finish, and closes what is left after ``GRPCServerConfiguration/shutdownGracePeriod``.
+/// finish, and closes what is left after ``GRPCServerConfiguration/shutdownGracePeriod``. `run` returns only
+/// once every handler has returned (a handler that ignores its cancellation gets one more grace period after
+/// the last connection closed), so what the handlers use can be closed after it.
 public final class GRPCServer: Service, Sendable {
     private let router: RPCRouter
     private let plainHTTP: (any PlainHTTPHandler)?
@@ -18,12 +20,19 @@ public final class GRPCServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let beforeShutdown: (@Sendable () -> Void)?
     private let state = Mutex(State())
-    private let bound = AsyncStream<SocketAddress>.makeStream()
+    private let handlers = RunningHandlers()
 
     private struct State {
         var serverChannel: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
         var shuttingDown = false
+        var listening = Listening.pending([])
+    }
+
+    private enum Listening {
+        case pending([CheckedContinuation<SocketAddress, any Error>])
+        case bound(SocketAddress)
+        case failed
     }
 
     /// `interceptors` run around every RPC in their scope, the first outermost; `plainHTTP` answers `GET` and
@@ -49,11 +58,34 @@ public final class GRPCServer: Service, Sendable {
     /// The address the server listens on, once it does (useful with port 0).
     public var listeningAddress: SocketAddress {
         get async throws {
-            var addresses = bound.stream.makeAsyncIterator()
-            guard let address = await addresses.next() else {
-                throw RPCError(code: .unavailable, message: "the server stopped before it listened")
+            try await withCheckedThrowingContinuation { continuation in
+                let known = state.withLock { s -> Listening? in
+                    guard case .pending(var waiting) = s.listening else { return s.listening }
+                    waiting.append(continuation)
+                    s.listening = .pending(waiting)
+                    return nil
+                }
+                switch known {
+                case .bound(let address): continuation.resume(returning: address)
+                case .failed: continuation.resume(throwing: RPCError(code: .unavailable, message: "the server stopped before it listened"))
+                case .pending, nil: break
+                }
             }
-            return address
+        }
+    }
+
+    private func settleListening(_ address: SocketAddress?) {
+        let waiting = state.withLock { s -> [CheckedContinuation<SocketAddress, any Error>] in
+            guard case .pending(let waiting) = s.listening else { return [] }
+            s.listening = address.map { .bound($0) } ?? .failed
+            return waiting
+        }
+        for continuation in waiting {
+            if let address {
+                continuation.resume(returning: address)
+            } else {
+                continuation.resume(throwing: RPCError(code: .unavailable, message: "the server stopped before it listened"))
+            }
         }
     }
 
@@ -62,27 +94,19 @@ public final class GRPCServer: Service, Sendable {
         let plainHTTP = self.plainHTTP
         let configuration = self.configuration
         let logger = self.logger
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { [weak self] channel in
-                self?.track(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ServerConnectionHandler(router: router, plainHTTP: plainHTTP, configuration: configuration, logger: logger)
-                    )
-                }
-            }
-            .bind(host: configuration.host, port: configuration.port)
-            .get()
+        let handlers = self.handlers
+        let channel: any Channel
+        do {
+            channel = try await bind(router: router, plainHTTP: plainHTTP, handlers: handlers)
+        } catch {
+            settleListening(nil)
+            throw error
+        }
         state.withLock { $0.serverChannel = channel }
         if let address = channel.localAddress {
             logger.info("listening", metadata: ["net.address": "\(address)"])
-            bound.continuation.yield(address)
         }
-        bound.continuation.finish()
+        settleListening(channel.localAddress)
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
                 try await channel.closeFuture.get()
@@ -94,9 +118,39 @@ public final class GRPCServer: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(20))
                 if Task.isCancelled { closeAllConnections() }
             }
+            // Every call is over on the wire and its handler cancelled; wait for the handlers to return.
+            let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
+            while handlers.count > 0, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            if handlers.count > 0 {
+                logger.warning("handlers still running after the grace period", metadata: ["rpc.handlers": "\(handlers.count)"])
+            }
         } onGracefulShutdown: {
             self.beginGracefulShutdown()
         }
+    }
+
+    private func bind(router: RPCRouter, plainHTTP: (any PlainHTTPHandler)?, handlers: RunningHandlers) async throws -> any Channel {
+        let configuration = self.configuration
+        let logger = self.logger
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [weak self] channel in
+                self?.track(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ServerConnectionHandler(
+                            router: router, plainHTTP: plainHTTP, configuration: configuration, logger: logger, handlers: handlers
+                        )
+                    )
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
     }
 
     private func track(_ channel: any Channel) {
@@ -133,4 +187,15 @@ public final class GRPCServer: Service, Sendable {
             connection.close(promise: nil)
         }
     }
+}
+
+/// How many handler tasks are running, across the server's connections.
+final class RunningHandlers: Sendable {
+    private let running = Atomic<Int>(0)
+
+    var count: Int { running.load(ordering: .acquiring) }
+
+    func started() { running.add(1, ordering: .relaxed) }
+
+    func finished() { running.subtract(1, ordering: .releasing) }
 }

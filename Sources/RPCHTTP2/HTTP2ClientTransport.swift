@@ -115,8 +115,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         let allocator = established.channel.allocator
         let outbound = RPCWriter<[UInt8]> { message in
             let framed = MessageFramer.frame(message, encoding: encoding, allocator: allocator)
-            try gate.reserve(framed.readableBytes)
-            loop.execute { handler.value.enqueue(stream: id, framed) }
+            if try gate.push(framed) { loop.execute { handler.value.takePending(stream: id) } }
             try await gate.waitForRoom()
         }
         let stream = RPCClientStream(

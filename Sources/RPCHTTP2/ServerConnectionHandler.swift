@@ -16,6 +16,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private let router: RPCRouter
     private let plainHTTP: (any PlainHTTPHandler)?
     private let configuration: GRPCServerConfiguration
+    /// Counts the RPC tasks this connection starts, so the server can wait for them at shutdown.
+    private let handlers: RunningHandlers
     private var logger: Logger
     private var session: NGHTTP2Session!
     private var context: ChannelHandlerContext!
@@ -41,7 +43,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// The PING that follows the shutdown notice (any fixed value: we only match it in its ACK).
     private static let shutdownPingData: UInt64 = 0x6772_7063_6279_6521
 
-    init(router: RPCRouter, plainHTTP: (any PlainHTTPHandler)?, configuration: GRPCServerConfiguration, logger: Logger) {
+    init(
+        router: RPCRouter, plainHTTP: (any PlainHTTPHandler)?, configuration: GRPCServerConfiguration, logger: Logger,
+        handlers: RunningHandlers = RunningHandlers()
+    ) {
+        self.handlers = handlers
         self.router = router
         self.plainHTTP = plainHTTP
         self.configuration = configuration
@@ -104,7 +110,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // D4: a lost connection ends its calls with CANCELLED.
+        // gRPC PROTOCOL-HTTP2.md, "Connection failure": a lost connection ends its calls with CANCELLED.
         let error = RPCError(code: .cancelled, message: "the connection closed")
         for rpc in streams.values { rpc.abandon(error) }
         streams.removeAll()
@@ -178,10 +184,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func header(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
         guard let rpc = streams[stream], rpc.phase == .headers else { return true }
-        // N8 / R10: name + value + 32 per field.
+        // Counted as gRPC PROTOCOL-HTTP2.md ("Requests") suggests; nghttp2.h leaves the limit to us: name + value + 32 per field.
         rpc.headerListSize += name.count + value.count + 32
         guard rpc.headerListSize <= configuration.maxHeaderListSize else {
-            session.resetStream(stream, code: .frameSizeError)  // V1
+            session.resetStream(stream, code: .frameSizeError)  // as grpc-go internal/transport/http2_server.go does
             rpc.phase = .done
             return false
         }
@@ -220,7 +226,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func streamClosed(stream: Int32, errorCode: UInt32) {
         guard let rpc = streams.removeValue(forKey: stream) else { return }
         if rpc.phase == .running {
-            // D2: the client reset the stream (or the connection is going): cancel the handler.
+            // gRPC PROTOCOL-HTTP2.md, "Client Cancellation": the client reset the stream (or the connection is going): cancel the handler.
             let code: StatusCode = errorCode == NGHTTP2Session.ErrorCode.cancel.rawValue || errorCode == 0 ? .cancelled : .internal
             rpc.abandon(RPCError(code: code, message: "the client reset the stream"))
         }
@@ -231,7 +237,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func endStreamHeadersSent(stream: Int32) {
-        // S5: trailers before the client's END_STREAM are followed by RST_STREAM(NO_ERROR).
+        // gRPC PROTOCOL-HTTP2.md, "Early Server Closure": trailers before the client's END_STREAM are followed by RST_STREAM(NO_ERROR).
         if let rpc = streams[stream], !rpc.remoteEnded {
             session.resetStream(stream, code: .noError)
         }
@@ -260,7 +266,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) {}
 
     func pingReceived() {
-        // K3: pings more often than allowed earn strikes; too many end the connection (with one GOAWAY).
+        // grpc/grpc doc/keepalive.md: pings more often than allowed earn strikes; too many end the connection (with one GOAWAY).
         guard shutdown != .goAwaySent else { return }
         let now = NIODeadline.now()
         defer { lastPingAt = now }
@@ -304,7 +310,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                          listAcceptedEncodings: rejection.listAcceptedEncodings)
         case .success(let head):
             guard let route = router.route(forPath: head.path) else {
-                // V10, V11
+                // Unknown service or method: UNIMPLEMENTED, worded as grpc-go server.go (handleStream) words it.
                 let known = router.services.contains { $0.fullyQualifiedName == head.service }
                 let message = known ? "unknown method \(head.methodName) for service \(head.service)" : "unknown service \(head.service)"
                 rpc.phase = .done
@@ -351,26 +357,27 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 held.withLock { $0 = framed }
                 return
             }
-            try gate.reserve(framed.readableBytes)
-            loop.execute { handler.value.enqueue(stream: id, framed) }
+            if try gate.push(framed) { loop.execute { handler.value.takePending(stream: id) } }
             try await gate.waitForRoom()
         }
         let inbound = RPCAsyncSequence(wrapping: rpc.inbox)
         let logger = self.logger
+        let handlers = self.handlers
+        handlers.started()
         rpc.task = Task {
+            defer { handlers.finished() }
             var status = Status.ok
             var trailers = Metadata()
             do {
                 try await route.handle(RPCServerStream(inbound: inbound, outbound: writer), serverContext)
-            } catch let error as RPCError {
+            } catch {
+                if !(error is RPCError || error is CancellationError) {
+                    // UNKNOWN for the peer (grpc/grpc doc/statuscodes.md); the error itself stays in the log.
+                    logger.error("handler failed", metadata: ["rpc.method": "\(route.descriptor)", "error": "\(error)"])
+                }
+                let error = RPCError(handlerError: error)
                 status = error.status
                 trailers = error.metadata
-            } catch is CancellationError {
-                status = Status(code: .cancelled, message: "the call was cancelled")
-            } catch {
-                // S8 / statuscodes.md: a failing handler is UNKNOWN; the error itself stays in the log.
-                logger.error("handler failed", metadata: ["rpc.method": "\(route.descriptor)", "error": "\(error)"])
-                status = Status(code: .unknown, message: "the handler failed")
             }
             trailers.add(contentsOf: responseMetadata.trailing)
             let response = status.code == .ok ? held.withLock { $0 } : nil
@@ -404,7 +411,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         )
         let allocator = context.channel.allocator
         let logger = self.logger
+        let handlers = self.handlers
+        handlers.started()
         rpc.task = Task {
+            defer { handlers.finished() }
             let response = await plainHTTP.respond(to: request)
             let body = method == "HEAD" ? nil : response.body
             loop.execute { handler.value.sendPlainHeaders(stream: id, response, hasBody: body != nil) }
@@ -412,9 +422,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             do {
                 while let chunk = try await body() {
                     guard !chunk.isEmpty else { continue }
-                    try gate.reserve(chunk.count)
-                    let buffer = allocator.buffer(bytes: chunk)
-                    loop.execute { handler.value.enqueuePlain(stream: id, buffer) }
+                    if try gate.push(allocator.buffer(bytes: chunk)) { loop.execute { handler.value.takePending(stream: id) } }
                     try await gate.waitForRoom()
                 }
                 loop.execute { handler.value.endPlainBody(stream: id) }
@@ -438,13 +446,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         scheduleFlush()
     }
 
-    private func enqueuePlain(stream: Int32, _ buffer: ByteBuffer) {
-        guard let rpc = streams[stream], rpc.phase == .running else { return }
-        rpc.outbox.append(buffer)
-        session.resumeData(stream: stream)
-        scheduleFlush()
-    }
-
     private func endPlainBody(stream: Int32) {
         guard let rpc = streams[stream], rpc.phase == .running else { return }
         rpc.phase = .done
@@ -461,10 +462,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     /// Called on the loop for a message the RPC's task wrote.
-    private func enqueue(stream: Int32, _ framed: ByteBuffer) {
-        guard let rpc = streams[stream], rpc.phase == .running else { return }
-        sendResponseHeadersIfNeeded(rpc)
-        rpc.outbox.append(framed)
+    /// A gRPC call's framed messages or a plain response's body chunks, from its task.
+    private func takePending(stream: Int32) {
+        guard let rpc = streams[stream], rpc.phase == .running, let messages = rpc.gate?.takePending(), !messages.isEmpty else { return }
+        if !rpc.isPlainHTTP { sendResponseHeadersIfNeeded(rpc) }
+        for framed in messages { rpc.outbox.append(framed) }
         session.resumeData(stream: stream)
         scheduleFlush()
     }
@@ -487,7 +489,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// The RPC's outcome: trailers after its messages, or a trailers-only response if it sent none.
     private func finish(stream: Int32, status: Status, trailers: Metadata, message: ByteBuffer?) {
         guard let rpc = streams[stream], rpc.phase == .running else { return }
-        if let message { enqueue(stream: stream, message) }
+        if let message {
+            sendResponseHeadersIfNeeded(rpc)
+            rpc.outbox.append(message)
+            session.resumeData(stream: stream)
+        }
         rpc.phase = .done
         rpc.deadlineTimer?.cancel()
         rpc.gate?.close(RPCError(code: .internal, message: "the call has ended"))
@@ -497,7 +503,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             rpc.pendingTrailers = fields + MetadataCoding.headers(for: trailers)
             session.resumeData(stream: stream)
         } else {
-            // S3: trailers-only; initial metadata joins the trailers.
+            // Trailers-Only (gRPC PROTOCOL-HTTP2.md, "Responses"); initial metadata joins the trailers.
             var metadata = rpc.responseMetadata?.takeInitial() ?? [:]
             metadata.add(contentsOf: trailers)
             let headers = [(":status", "200"), ("content-type", "application/grpc")] + fields + MetadataCoding.headers(for: metadata)

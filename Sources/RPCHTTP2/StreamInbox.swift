@@ -1,3 +1,4 @@
+import NIOCore
 import RPCCore
 import Synchronization
 
@@ -154,9 +155,14 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
 /// One stream's outgoing messages on their way to the event loop. A writer suspends while more than
 /// `highWater` bytes wait there (the peer's window is shut, or the socket is full), so a client that stops
 /// reading stops the handler instead of growing the server's memory.
+///
+/// Messages wait in `pending` until the event loop takes them all at once (`takePending`): a writer that
+/// writes faster than the loop runs costs the loop one task per batch, not one per message, so a stream of
+/// small messages cannot bury the loop's other work (timers, other connections) under a queue of tasks.
 final class OutboundGate: Sendable {
     private struct State {
         var queued = 0
+        var pending: [ByteBuffer] = []
         var waiter: CheckedContinuation<Void, any Error>?
         var closed: (any Error)?
     }
@@ -170,11 +176,22 @@ final class OutboundGate: Sendable {
         self.lowWater = lowWater
     }
 
-    /// Before handing `bytes` to the event loop: throws if the stream is gone.
-    func reserve(_ bytes: Int) throws {
+    /// Queues a framed message for the event loop; true when the loop must be asked to take it (nothing
+    /// else was pending), false when a task already on its way will. Throws if the stream is gone.
+    func push(_ framed: ByteBuffer) throws -> Bool {
         try state.withLock { s in
             if let closed = s.closed { throw closed }
-            s.queued += bytes
+            s.queued += framed.readableBytes
+            s.pending.append(framed)
+            return s.pending.count == 1
+        }
+    }
+
+    /// On the event loop: the messages pushed since the last call, in order.
+    func takePending() -> [ByteBuffer] {
+        state.withLock { s in
+            defer { s.pending.removeAll() }
+            return s.pending
         }
     }
 
@@ -219,6 +236,7 @@ final class OutboundGate: Sendable {
     func close(_ error: any Error) {
         let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
             if s.closed == nil { s.closed = error }
+            s.pending.removeAll()
             defer { s.waiter = nil }
             return s.waiter
         }

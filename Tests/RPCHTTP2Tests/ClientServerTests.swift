@@ -106,6 +106,70 @@ struct ClientServerTests {
         }
     }
 
+    /// The address is there for every caller (the second call used to throw), and a server that cannot bind
+    /// says so to whoever waits for its address instead of leaving them waiting.
+    @Test func listeningAddressAnswersEveryCallerAndBindFailuresToo() async throws {
+        let server = GRPCServer(services: [], configuration: .defaults { $0.port = 0 }, logger: Logger(label: "test"))
+        let run = Task { try await server.run() }
+        let address = try await server.listeningAddress
+        #expect(try await server.listeningAddress == address)
+        let taken = GRPCServer(services: [], configuration: .defaults { $0.port = address.port! }, logger: Logger(label: "test"))
+        await #expect(throws: (any Error).self) { try await taken.run() }
+        let error = await #expect(throws: RPCError.self) { try await taken.listeningAddress }
+        #expect(error?.code == .unavailable)
+        run.cancel()
+        try await run.value
+    }
+
+    /// `run` returns only after the handlers have: storage closed after it is not closed under them. Before,
+    /// it returned as soon as the connections were gone, while a handler that was slow to stop still ran.
+    @Test func runReturnsOnlyAfterItsHandlersHave() async throws {
+        let started = Flag(), finished = Flag()
+        let server = GRPCServer(
+            services: [LingeringService(started: started, finished: finished)],
+            configuration: .defaults { $0.port = 0 }, logger: Logger(label: "test")
+        )
+        let run = Task { try await server.run() }
+        let transport = HTTP2ClientTransport(host: "127.0.0.1", port: try await server.listeningAddress.port!)
+        let call = Task {
+            try await RPCClient(transport: transport).bidirectionalStreaming(
+                descriptor: LingeringService.method,
+                requests: { (_: RPCWriter<Grpc_Testing_Empty>) in try await Task.sleep(for: .seconds(30)) },
+                onResponse: { (response: StreamingClientResponse<Grpc_Testing_Empty>) in
+                    for try await _ in response.messages {}
+                }
+            )
+        }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !started.isSet && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(started.isSet)
+        run.cancel()
+        try await run.value
+        #expect(finished.isSet)
+        call.cancel()
+        await transport.close()
+    }
+
+    /// A handler's error ends the call with the same status over HTTP/2 and in process (the two transports
+    /// used to word UNKNOWN and CANCELLED differently).
+    @Test func bothTransportsMapAHandlersErrorAlike() async throws {
+        struct Broken: Error {}
+        let failures: [any Error & Sendable] = [Broken(), CancellationError(), RPCError(code: .notFound, message: "no such thing")]
+        for failure in failures {
+            let service = FailingService(failure: failure)
+            let inProcess = await #expect(throws: RPCError.self) {
+                try await Grpc_Testing_TestService.Client(RPCClient(transport: InProcessTransport(services: [service]))).emptyCall(Grpc_Testing_Empty())
+            }
+            try await withServer([service]) { client in
+                let overHTTP2 = await #expect(throws: RPCError.self) {
+                    try await Grpc_Testing_TestService.Client(client).emptyCall(Grpc_Testing_Empty())
+                }
+                #expect(overHTTP2?.status == inProcess?.status)
+                #expect(overHTTP2?.status == RPCError(handlerError: failure).status)
+            }
+        }
+    }
+
     @Test func compressedCallsBothWays() async throws {
         try await withServer([InteropTestService()]) { client in
             let response = try await Grpc_Testing_TestService.Client(client).unaryCall(.with {
@@ -130,6 +194,36 @@ struct DetailsService: RPCService {
         router.clientStreaming(Grpc_Testing_TestService.Method.streamingInputCall) {
             (_: RPCAsyncSequence<Grpc_Testing_StreamingInputCallRequest>, _) -> Grpc_Testing_StreamingInputCallResponse in
             throw RPCError(code: .invalidArgument, message: "rejected before reading")
+        }
+    }
+}
+
+/// A handler that, cancelled, takes another 300 ms to wind down.
+struct LingeringService: RPCService {
+    static let method = MethodDescriptor(service: .init(fullyQualifiedName: "test.Lingering"), method: "Linger", kind: .bidirectionalStreaming)
+    let started: Flag
+    let finished: Flag
+
+    func registerMethods(with router: inout RPCRouter) {
+        let (started, finished) = (started, finished)
+        router.register(Self.method) { _, _ in
+            started.set()
+            try? await Task.sleep(for: .seconds(30))
+            // Cleanup that cancellation does not cut short.
+            await Task.detached { try? await Task.sleep(for: .milliseconds(300)) }.value
+            finished.set()
+        }
+    }
+}
+
+/// `EmptyCall` throws the error it was given.
+struct FailingService: RPCService {
+    let failure: any Error & Sendable
+
+    func registerMethods(with router: inout RPCRouter) {
+        let failure = failure
+        router.unary(Grpc_Testing_TestService.Method.emptyCall) { (_: Grpc_Testing_Empty, _) -> Grpc_Testing_Empty in
+            throw failure
         }
     }
 }

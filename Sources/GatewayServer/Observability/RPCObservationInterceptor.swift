@@ -80,12 +80,7 @@ public struct RPCObservationInterceptor: ServerInterceptor {
 
     /// The status a handler's error ends the call with, as the transports map it.
     static func statusCode(for error: any Error, deadline: ContinuousClock.Instant?) -> StatusCode {
-        let code: StatusCode =
-            switch error {
-            case let error as RPCError: error.code
-            case is CancellationError: .cancelled
-            default: .unknown
-            }
+        let code = RPCError(handlerError: error).code
         if code == .cancelled, let deadline, ContinuousClock.now >= deadline {
             return .deadlineExceeded
         }
