@@ -107,6 +107,25 @@ enum CPUUsage {
         var busiestThread: Double = 0
     }
 
+    /// Processors this thread may run on: its affinity mask, which `taskset` sets for the whole process
+    /// (Foundation's `activeProcessorCount` counts the machine's, so a client pinned to one of two processors
+    /// and saturated looked half idle).
+    static func availableProcessors() -> Int {
+        (try? String(contentsOfFile: "/proc/thread-self/status", encoding: .utf8)).flatMap(allowedProcessors(inStatus:))
+            ?? ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// The processors in a `/proc/…/status` text's `Cpus_allowed` mask (hex, in comma-separated words).
+    static func allowedProcessors(inStatus text: String) -> Int? {
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
+        var count = 0
+        for character in line.dropFirst("Cpus_allowed:".count) where character != "," && !character.isWhitespace {
+            guard let digit = character.hexDigitValue else { return nil }
+            count += digit.nonzeroBitCount
+        }
+        return count > 0 ? count : nil
+    }
+
     static func measure(window: Window, serverPID: Int32?) async -> (client: Sample, server: Sample?) {
         await withCheckedContinuation { continuation in
             Thread {
@@ -118,7 +137,7 @@ enum CPUUsage {
                 let threadsEnd = threadSeconds()
                 let busiest = threadsEnd.map { id, end in end - (threadsStart[id] ?? 0) }.max() ?? 0
                 let client = Sample(
-                    seconds: selfSeconds() - clientStart, available: ProcessInfo.processInfo.activeProcessorCount,
+                    seconds: selfSeconds() - clientStart, available: availableProcessors(),
                     busiestThread: busiest / window.seconds
                 )
                 let server = serverPID.flatMap { processSeconds("/proc/\($0)/stat") }.flatMap { end in

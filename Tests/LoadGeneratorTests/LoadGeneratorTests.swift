@@ -1,3 +1,4 @@
+import Foundation
 @testable import LoadGenerator
 import Testing
 
@@ -77,5 +78,17 @@ struct LoadGeneratorTests {
         #expect(schedule.next(at: window.start + 7) == window.start + 7)
         #expect(schedule.next(at: window.end - 1) == window.end - 1)
         #expect(schedule.next(at: window.end) == nil)
+    }
+
+    /// A client pinned to one processor (as `taskset -c 1`) counts one processor: before, the machine's count
+    /// was used, and a saturated pinned client never said it was the bottleneck.
+    @Test func availableProcessorsFollowTheAffinityMask() {
+        #expect(CPUUsage.allowedProcessors(inStatus: "Name:\tgateway-bench\nCpus_allowed:\t2\nCpus_allowed_list:\t1\n") == 1)
+        #expect(CPUUsage.allowedProcessors(inStatus: "Cpus_allowed:\t3\n") == 2)
+        #expect(CPUUsage.allowedProcessors(inStatus: "Cpus_allowed:\tffffffff,ffffffff\n") == 64)
+        #expect(CPUUsage.allowedProcessors(inStatus: "Cpus_allowed:\t00000000,00000100\n") == 1)
+        #expect(CPUUsage.allowedProcessors(inStatus: "Name:\tx\n") == nil)
+        #expect(CPUUsage.allowedProcessors(inStatus: "Cpus_allowed:\tzz\n") == nil)
+        #expect((1...ProcessInfo.processInfo.activeProcessorCount).contains(CPUUsage.availableProcessors()))
     }
 }
