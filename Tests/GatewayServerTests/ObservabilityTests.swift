@@ -85,12 +85,17 @@ private struct Harness {
     let registry = PrometheusCollectorRegistry()
     let transport: InProcessTransport
 
-    init() throws {
+    /// `registered`: the metrics know the service's methods from the start (as the gateway's do); otherwise
+    /// each method's handles are made on its first call.
+    init(registered: Bool = true) throws {
         let keys = try authority.signingKeys()
         let verifier = FirebaseTokenVerifier(
             configuration: .init(projectID: LocalAuthority.projectID), idTokenKeys: keys, sessionCookieKeys: keys, clock: clock
         )
-        let metrics = RPCServerMetrics(factory: GatewaySettings.Metrics.prometheusFactory(registry: registry))
+        let metrics = RPCServerMetrics(
+            factory: GatewaySettings.Metrics.prometheusFactory(registry: registry),
+            methods: registered ? RPCRouter(services: [Echo.Service()]).methods : []
+        )
         transport = InProcessTransport(services: [Echo.Service()], interceptors: [
             ScopedServerInterceptor(RPCObservationInterceptor(logger: logs.logger, metrics: metrics)),
             ScopedServerInterceptor(AuthInterceptor(verifier: verifier, policy: Echo.policy, logger: logs.logger)),
@@ -172,8 +177,9 @@ struct ObservabilityTests {
         #expect(harness.sample(#"rpc_server_handled_total{rpc_method="test.v1.Echo/Hang",rpc_grpc_status_code="DEADLINE_EXCEEDED"}"#) == "1")
     }
 
-    @Test func countersByMethodAndCodeMessagesAndBytes() async throws {
-        let harness = try Harness()
+    @Test(arguments: [true, false])
+    func countersByMethodAndCodeMessagesAndBytes(registered: Bool) async throws {
+        let harness = try Harness(registered: registered)
         let alice = token(uid: "alice")
         let messages = [Array("hello".utf8), Array("world!".utf8), []]
         #expect(try await harness.call(Echo.chat, token: alice, messages: messages).messages == messages)
@@ -184,6 +190,9 @@ struct ObservabilityTests {
         #expect(harness.sample("rpc_server_started_total" + chat) == "3")
         #expect(harness.sample(#"rpc_server_handled_total{rpc_method="test.v1.Echo/Chat",rpc_grpc_status_code="OK"}"#) == "2")
         #expect(harness.sample(#"rpc_server_handled_total{rpc_method="test.v1.Echo/Chat",rpc_grpc_status_code="UNAUTHENTICATED"}"#) == "1")
+        // Registered methods are exported before their first call; a status code only once it was returned.
+        #expect(harness.sample(#"rpc_server_started_total{rpc_method="test.v1.Echo/Ping"}"#) == (registered ? "0" : nil))
+        #expect(!harness.exposition.contains(#"rpc_grpc_status_code="NOT_FOUND""#))
         // The refused call's message was never read by a handler, so it is not counted.
         #expect(harness.sample("rpc_server_request_messages_total" + chat) == "4")
         #expect(harness.sample("rpc_server_response_messages_total" + chat) == "4")

@@ -92,7 +92,7 @@ public struct GatewayComposition: Sendable {
     /// `metrics` are the per-RPC metrics (made by the bootstrapped swift-metrics factory unless given).
     public init(
         configuration: GatewayConfiguration, storage: GatewayStorage, http: any HTTPClient, clock: any WallClock,
-        logger: Logger, metrics: RPCServerMetrics = RPCServerMetrics()
+        logger: Logger, metrics: RPCServerMetrics? = nil
     ) throws {
         authentication = try Authentication(
             settings: configuration.auth, dataDirectory: configuration.dataDirectory, http: http, clock: clock
@@ -118,11 +118,13 @@ public struct GatewayComposition: Sendable {
             files: StandardProtosDescriptors.files + GatewayProtosDescriptors.files
         )
         let auth = AuthInterceptor(verifier: authentication.verifier, logger: logger)
+        let services: [any RPCService] = [
+            health, UserServiceImplementation(accounts: accounts), FileServiceImplementation(library: library),
+            EventServiceImplementation(log: events),
+        ] + reflection.rpcServices
+        let metrics = metrics ?? RPCServerMetrics(methods: RPCRouter(services: services).methods)
         server = GRPCServer(
-            services: [
-                health, UserServiceImplementation(accounts: accounts), FileServiceImplementation(library: library),
-                EventServiceImplementation(log: events),
-            ] + reflection.rpcServices,
+            services: services,
             interceptors: [
                 // Outermost, so its log line and metrics cover refused calls too; the caller's uid reaches it through
                 // CallerObservationInterceptor, right after authentication.

@@ -55,7 +55,7 @@ public struct RPCObservationInterceptor: ServerInterceptor {
             let elapsed = ContinuousClock.now - start
             method.active.decrement()
             method.duration.record(duration: elapsed)
-            metrics.handled(context.descriptor, code: code).increment()
+            method.handled(code).increment()
             logger.info("rpc", metadata: Self.line(context: context, code: code, elapsed: elapsed, userID: observation.userID))
         }
         let counted = RPCServerStream(

@@ -14,13 +14,15 @@ import Synchronization
 ///   `rpc_server_request_bytes_total`, `rpc_server_response_bytes_total` (all `{rpc_method}`): messages as
 ///   handlers read and write them, so bytes are serialized message bytes before compression and framing.
 ///
-/// Labels come only from registered methods, so their number is bounded. Handles are made once per method and
-/// per method and code, then reused.
+/// Labels come only from registered methods, so their number is bounded. The methods given at init get their
+/// handles then, and a call finds them without taking a lock (a process-wide lock on every RPC serialises
+/// the event loops); a handled counter is made on its code's first use, once (an atomic reference), so codes
+/// never returned add no series. Methods not given at init take the slower, locked path.
 public final class RPCServerMetrics: Sendable {
     public static let durationLabel = "rpc_server_duration_seconds"
 
     /// One method's handles.
-    struct Method: Sendable {
+    final class Method: Sendable {
         let started: Counter
         let duration: Timer
         let active: Meter
@@ -28,54 +30,71 @@ public final class RPCServerMetrics: Sendable {
         let responseMessages: Counter
         let requestBytes: Counter
         let responseBytes: Counter
+        /// `rpc_server_handled_total` by status code (`StatusCode.rawValue`), each made on first use.
+        private let handled: [LazyCounter]
+        private let name: String
+        private let factory: any MetricsFactory
+
+        init(name: String, factory: any MetricsFactory) {
+            let dimensions = [("rpc_method", name)]
+            self.name = name
+            self.factory = factory
+            started = Counter(label: "rpc_server_started_total", dimensions: dimensions, factory: factory)
+            duration = Timer(label: RPCServerMetrics.durationLabel, dimensions: dimensions, factory: factory)
+            active = Meter(label: "rpc_server_active_streams", dimensions: dimensions, factory: factory)
+            requestMessages = Counter(label: "rpc_server_request_messages_total", dimensions: dimensions, factory: factory)
+            responseMessages = Counter(label: "rpc_server_response_messages_total", dimensions: dimensions, factory: factory)
+            requestBytes = Counter(label: "rpc_server_request_bytes_total", dimensions: dimensions, factory: factory)
+            responseBytes = Counter(label: "rpc_server_response_bytes_total", dimensions: dimensions, factory: factory)
+            handled = (0...StatusCode.unauthenticated.rawValue).map { _ in LazyCounter() }
+        }
+
+        func handled(_ code: StatusCode) -> Counter {
+            let make = {
+                Counter(
+                    label: "rpc_server_handled_total", dimensions: [("rpc_method", self.name), ("rpc_grpc_status_code", "\(code)")],
+                    factory: self.factory
+                )
+            }
+            // A code outside the canonical ones (a peer's, passed on) gets a handle each time; the factory keeps one.
+            guard handled.indices.contains(code.rawValue) else { return make() }
+            return handled[code.rawValue].get(orMake: make)
+        }
     }
 
-    private struct HandledKey: Hashable {
-        let method: String
-        let code: StatusCode
+    /// A handle made once, on first use, without a lock: racing first uses may each make one, and the first
+    /// stored wins (the factory hands both the same series).
+    final class LazyCounter: Sendable {
+        private let reference = AtomicLazyReference<Counter>()
+
+        func get(orMake make: () -> Counter) -> Counter {
+            reference.load() ?? reference.storeIfNil(make())
+        }
     }
 
     private let factory: any MetricsFactory
-    private let methods = Mutex<[String: Method]>([:])
-    private let handledCounters = Mutex<[HandledKey: Counter]>([:])
+    private let known: [String: Method]
+    private let others = Mutex<[String: Method]>([:])
 
     /// Metrics made by `factory`: the bootstrapped one by default (a no-op until `main` bootstraps one).
-    public init(factory: any MetricsFactory = MetricsSystem.factory) {
+    /// `methods` (the server's registered methods) get their handles now.
+    public init(factory: any MetricsFactory = MetricsSystem.factory, methods: [MethodDescriptor] = []) {
         self.factory = factory
+        var known: [String: Method] = [:]
+        for method in methods {
+            known[method.description] = Method(name: method.description, factory: factory)
+        }
+        self.known = known
     }
 
     func method(_ descriptor: MethodDescriptor) -> Method {
         let name = descriptor.description
-        if let method = methods.withLock({ $0[name] }) { return method }
-        let dimensions = [("rpc_method", name)]
-        let method = Method(
-            started: Counter(label: "rpc_server_started_total", dimensions: dimensions, factory: factory),
-            duration: Timer(label: Self.durationLabel, dimensions: dimensions, factory: factory),
-            active: Meter(label: "rpc_server_active_streams", dimensions: dimensions, factory: factory),
-            requestMessages: Counter(label: "rpc_server_request_messages_total", dimensions: dimensions, factory: factory),
-            responseMessages: Counter(label: "rpc_server_response_messages_total", dimensions: dimensions, factory: factory),
-            requestBytes: Counter(label: "rpc_server_request_bytes_total", dimensions: dimensions, factory: factory),
-            responseBytes: Counter(label: "rpc_server_response_bytes_total", dimensions: dimensions, factory: factory)
-        )
-        return methods.withLock { methods in
+        if let method = known[name] { return method }
+        return others.withLock { methods in
             if let existing = methods[name] { return existing }
+            let method = Method(name: name, factory: factory)
             methods[name] = method
             return method
-        }
-    }
-
-    func handled(_ descriptor: MethodDescriptor, code: StatusCode) -> Counter {
-        let key = HandledKey(method: descriptor.description, code: code)
-        if let counter = handledCounters.withLock({ $0[key] }) { return counter }
-        let counter = Counter(
-            label: "rpc_server_handled_total",
-            dimensions: [("rpc_method", key.method), ("rpc_grpc_status_code", "\(code)")],
-            factory: factory
-        )
-        return handledCounters.withLock { counters in
-            if let existing = counters[key] { return existing }
-            counters[key] = counter
-            return counter
         }
     }
 }
