@@ -87,12 +87,32 @@ public final class SQLiteConnection {
             return result
         } catch {
             // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) already rolled back; ROLLBACK would then fail.
-            if let handle, sqlite3_get_autocommit(handle) == 0 {
+            if isInTransaction {
                 try? run("ROLLBACK")
             }
             throw error
         }
     }
+
+    /// Runs `body` in a savepoint of the open transaction: a throw undoes only what `body` did, and the
+    /// transaction goes on (unless the failure already rolled all of it back: see `isInTransaction`).
+    func savepoint<T>(_ body: () throws -> T) throws -> T {
+        try run("SAVEPOINT write")
+        do {
+            let result = try body()
+            try run("RELEASE write")
+            return result
+        } catch {
+            if isInTransaction {
+                try? run("ROLLBACK TO write")
+                try? run("RELEASE write")
+            }
+            throw error
+        }
+    }
+
+    /// A transaction is open (some errors, such as SQLITE_FULL and SQLITE_IOERR, end it by themselves).
+    var isInTransaction: Bool { handle.map { sqlite3_get_autocommit($0) == 0 } ?? false }
 
     // MARK: Statements
 

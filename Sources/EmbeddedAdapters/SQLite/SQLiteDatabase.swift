@@ -4,9 +4,13 @@ import Synchronization
 /// A SQLite database file in WAL mode with one writer and a few readers, each connection on threads this
 /// type owns so that blocking SQLite calls never run on Swift's cooperative pool.
 ///
-/// All writes go through one connection on one thread, queued in order, each in `BEGIN IMMEDIATE … COMMIT`:
-/// SQLite allows one writer anyway, and queueing here instead of in `busy_timeout` keeps waits fair. Reads
-/// run on a pool of read-only connections, beside the writer, each in a snapshot. Call `close()` when done.
+/// All writes go through one connection on one thread, queued in order: SQLite allows one writer anyway, and
+/// queueing here instead of in `busy_timeout` keeps waits fair. Writes queued together are committed together
+/// (group commit): the writer takes every write waiting, up to `maximumBatch`, runs each in a savepoint of one
+/// `BEGIN IMMEDIATE … COMMIT`, and answers each only after that COMMIT (and its fsync) succeeded. A write that
+/// throws undoes only its own savepoint; a failed COMMIT fails every write in the batch. One fsync then serves
+/// many concurrent writes instead of one each. Reads run on a pool of read-only connections, beside the
+/// writer, each in a snapshot. Call `close()` when done.
 public final class SQLiteDatabase: @unchecked Sendable {
     // @unchecked: `writer` is only touched on `writerThread`, and each reader connection by one reader thread
     // at a time (checked out of `idleReaders`); `close` stops the reader threads before it closes anything.
@@ -35,6 +39,34 @@ public final class SQLiteDatabase: @unchecked Sendable {
     private var writer: SQLiteConnection?
     private let idleReaders = Mutex<[IdleReader]>([])
     private let isClosed = Mutex(false)
+    private let queue = Mutex(WriteQueue())
+
+    /// Writes waiting for the writer thread, and whether it is already on its way to take them.
+    private struct WriteQueue {
+        var waiting: [Write] = []
+        var draining = false
+        var closed = false
+    }
+
+    /// One queued write: `run` executes it in its savepoint and returns what to tell its caller once the
+    /// batch's COMMIT succeeded or failed (and the write's own error, if it threw); `fail` answers a write
+    /// that never ran.
+    private struct Write: Sendable {
+        let run: @Sendable (SQLiteConnection) -> (answer: Answer, error: (any Error)?)
+        let fail: @Sendable (any Error) -> Void
+    }
+
+    private typealias Answer = @Sendable (Result<Void, any Error>) -> Void
+
+    private let commits = Atomic<Int>(0)
+
+    /// The most writes one transaction commits together.
+    public static let maximumBatch = 256
+
+    /// Transactions the writer has committed (fewer than writes when writes were grouped), and writes waiting
+    /// for the writer now: for metrics and tests.
+    public var committedTransactions: Int { commits.load(ordering: .relaxed) }
+    public var waitingWrites: Int { queue.withLock { $0.waiting.count } }
 
     private init(path: String, configuration: Configuration) {
         self.path = path
@@ -84,13 +116,72 @@ public final class SQLiteDatabase: @unchecked Sendable {
         writer = connection
     }
 
-    /// Runs `body` on the write connection in `BEGIN IMMEDIATE … COMMIT`, after the writes queued before it;
-    /// a throw from `body` rolls the transaction back and is rethrown.
+    /// Runs `body` on the write connection, after the writes queued before it, in a transaction it may share
+    /// with other writes queued at the same time; returns once that transaction is committed (durable). A
+    /// throw from `body` undoes what `body` did and is rethrown; the other writes are not affected.
     public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try checkOpen()
-        return try await writerThread.runIfActive {
-            guard let writer = self.writer else { throw self.closedError }
-            return try writer.transaction(.immediate) { try body(writer) }
+        return try await withCheckedThrowingContinuation { continuation in
+            enqueue(Write(
+                run: { connection in
+                    do {
+                        let value = try connection.savepoint { try body(connection) }
+                        return ({ committed in continuation.resume(with: committed.map { value }) }, nil)
+                    } catch {
+                        return ({ _ in continuation.resume(throwing: error) }, error)
+                    }
+                },
+                fail: { continuation.resume(throwing: $0) }
+            ))
+        }
+    }
+
+    private func enqueue(_ write: Write) {
+        let wakeWriter = queue.withLock { queue -> Bool? in
+            guard !queue.closed else { return nil }
+            queue.waiting.append(write)
+            defer { queue.draining = true }
+            return !queue.draining
+        }
+        switch wakeWriter {
+        case nil: write.fail(closedError)
+        case true?: writerThread.submit { _ in self.drainWrites() }
+        case false?: break
+        }
+    }
+
+    /// On the writer thread: commits the waiting writes, a batch per transaction, until none is left.
+    private func drainWrites() {
+        while true {
+            let batch = queue.withLock { queue -> ArraySlice<Write> in
+                let batch = queue.waiting.prefix(Self.maximumBatch)
+                queue.waiting.removeFirst(batch.count)
+                if batch.isEmpty { queue.draining = false }
+                return batch
+            }
+            guard !batch.isEmpty else { return }
+            guard let writer else {
+                for write in batch { write.fail(closedError) }
+                continue
+            }
+            var answers: [Answer] = []
+            do {
+                try writer.transaction(.immediate) {
+                    for write in batch {
+                        let (answer, error) = write.run(writer)
+                        answers.append(answer)
+                        // SQLITE_FULL, SQLITE_IOERR and a few others end the whole transaction by themselves:
+                        // the writes before this one are undone too.
+                        if let error, !writer.isInTransaction { throw error }
+                    }
+                }
+            } catch {
+                for answer in answers { answer(.failure(error)) }
+                for write in batch.dropFirst(answers.count) { write.fail(error) }
+                continue
+            }
+            commits.add(1, ordering: .relaxed)
+            for answer in answers { answer(.success(())) }
         }
     }
 
@@ -123,6 +214,8 @@ public final class SQLiteDatabase: @unchecked Sendable {
             return !closed
         }
         guard wasOpen else { return }
+        // Writes already queued still run (the drain submitted for them runs before the close below).
+        queue.withLock { $0.closed = true }
         try await readerThreads.shutdownGracefully()
         // On the writer's thread, after the writes queued before, and even if this task is cancelled (hence not
         // `runIfActive`). Readers close first so that the writer, last, checkpoints the WAL into the file.
