@@ -11,6 +11,9 @@ public enum ScenarioName: String, CaseIterable, Sendable, Codable {
     case streamingQPS = "streaming-qps"
     case serverStreaming = "server-streaming"
     case clientStreaming = "client-streaming"
+    /// `grpc.health.v1.Health/Check` with no service named: any server with the standard health service, the
+    /// gateway's included (its cheapest call, the baseline its real calls are compared with).
+    case health
     // The gateway's own services (a token is needed).
     case getUser = "get-user"
     case publish
@@ -21,7 +24,7 @@ public enum ScenarioName: String, CaseIterable, Sendable, Codable {
 
     public var isGateway: Bool {
         switch self {
-        case .unary, .streamingPingPong, .streamingQPS, .serverStreaming, .clientStreaming: false
+        case .unary, .streamingPingPong, .streamingQPS, .serverStreaming, .clientStreaming, .health: false
         default: true
         }
     }
@@ -75,6 +78,7 @@ extension ScenarioName {
         case .streamingQPS: return StreamingQPS(method: Bench.streamingCall, request: simple)
         case .serverStreaming: return ServerStreaming(method: MethodChoice(Bench.streamingFromServer), request: simple)
         case .clientStreaming: return ClientStreaming(method: MethodChoice(Bench.streamingFromClient), request: simple)
+        case .health: return Unary(method: Grpc_Health_V1_Health.Method.check, requests: [[]])
         case .getUser: return GetUser()
         case .publish:
             let request = try Gateway_Event_V1_PublishEventRequest.with { $0.event = Self.event(payload) }.serializedBytes()

@@ -15,7 +15,8 @@ struct BenchRun: AsyncParsableCommand {
         abstract: "Load a server with one scenario and report throughput, latency percentiles, errors and CPU.",
         discussion: """
             Scenarios for any grpc.testing.BenchmarkService server: unary, streaming-ping-pong, streaming-qps, \
-            server-streaming, client-streaming. On the gateway (with --token or --local-login): get-user, \
+            server-streaming, client-streaming. health (grpc.health.v1.Health/Check) on any server with the \
+            standard health service. On the gateway (with --token or --local-login): get-user, \
             publish, publish-batch, fanout (--streams subscribers per connection while one publisher \
             publishes; delivery latency, and whether every subscriber got every event), upload, download.
 
