@@ -2,7 +2,7 @@ import CurlHTTP
 import FirebaseAuth
 import Foundation
 import GatewayApplication
-import GatewayServer
+@testable import GatewayServer
 import Logging
 import Metrics
 import NIOPosix
@@ -266,7 +266,71 @@ struct ObservabilityTests {
         let json = settings.makeHandler(label: "x")
         #expect(json is JSONLogHandler && json.logLevel == .warning)
         settings.format = .text
-        #expect(settings.makeHandler(label: "x") is StreamLogHandler)
+        #expect(settings.makeHandler(label: "x") is TextLogHandler)
+    }
+
+    // MARK: - Text log lines
+
+    /// The same line as swift-log's `StreamLogHandler` writes for the same event, timestamp aside.
+    @Test func textLinesKeepStreamLogHandlersLayout() throws {
+        let lines = Mutex<[String]>([])
+        var logger = Logger(label: "gateway.test") { label in
+            TextLogHandler(label: label, output: LogOutput { line in lines.withLock { $0.append(line) } })
+        }
+        logger[metadataKey: "request.id"] = "r-1"
+        logger.debug("not at info")
+        logger.info("rpc", metadata: ["rpc.method": "a.B/C", "rpc.duration_ms": .stringConvertible(1.25)])
+        logger.info("plain")
+        struct Oops: Error, CustomStringConvertible { var description: String { "oops" } }
+        logger.error("failed", error: Oops())
+
+        let written = lines.withLock { $0 }
+        #expect(written.count == 3)
+        let stamp = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}/
+        #expect(written.allSatisfy { $0.prefixMatch(of: stamp) != nil }, "\(written)")
+        let rest = written.map { String($0.drop { $0 != " " }) }
+        #expect(rest[0] == " info gateway.test: request.id=r-1 rpc.duration_ms=1.25 rpc.method=a.B/C [GatewayServerTests] rpc\n")
+        #expect(rest[1] == " info gateway.test: request.id=r-1 [GatewayServerTests] plain\n")
+        #expect(rest[2].hasPrefix(" error gateway.test: error.message=oops error.type=") && rest[2].hasSuffix(" request.id=r-1 [GatewayServerTests] failed\n"))
+    }
+
+    /// Lines from many threads reach the descriptor whole, in each thread's order, none lost (the 1.5 MiB
+    /// written also crosses the buffer limit, where writers write for themselves); `flush` returns once
+    /// everything is written.
+    @Test func theBatchedWriterLosesAndTearsNothing() throws {
+        var ends: [Int32] = [0, 0]
+        try #require(pipe(&ends) == 0)
+        let (readEnd, writeEnd) = (ends[0], ends[1])
+        let writer = BatchedWriter(descriptor: writeEnd)
+        let collected = Mutex<[UInt8]>([])
+        let reader = Thread {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = read(readEnd, &chunk, chunk.count)
+                if count <= 0 { return }
+                collected.withLock { $0.append(contentsOf: chunk[0..<count]) }
+            }
+        }
+        reader.start()
+        DispatchQueue.concurrentPerform(iterations: 8) { thread in
+            for n in 0..<5_000 { writer.write("thread \(thread) line \(n) \(String(repeating: "x", count: n % 300))\n") }
+        }
+        writer.flush()
+        close(writeEnd)
+        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        close(readEnd)
+
+        let text = String(decoding: collected.withLock { $0 }, as: UTF8.self)
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 40_000)
+        for thread in 0..<8 {
+            let numbers = lines.filter { $0.hasPrefix("thread \(thread) ") }.map { Int($0.split(separator: " ")[3])! }
+            #expect(numbers == Array(0..<5_000))
+        }
+        #expect(lines.allSatisfy { line in
+            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+            return parts.count == 5 && parts[4].count == Int(parts[3])! % 300
+        })
     }
 
     // MARK: - The endpoint

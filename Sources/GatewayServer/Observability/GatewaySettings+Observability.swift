@@ -2,12 +2,12 @@ import Logging
 import Prometheus
 
 extension GatewaySettings.Log {
-    /// The handler for a new logger: text lines (swift-log's `StreamLogHandler`) or JSON lines
-    /// (``JSONLogHandler``) on standard error, at the configured level. For `main` to bootstrap with.
+    /// The handler for a new logger: text lines (``TextLogHandler``, in swift-log's `StreamLogHandler` layout)
+    /// or JSON lines (``JSONLogHandler``) on standard error, at the configured level. For `main` to bootstrap with.
     public func makeHandler(label: String) -> any LogHandler {
         var handler: any LogHandler =
             switch format {
-            case .text: StreamLogHandler.standardError(label: label)
+            case .text: TextLogHandler(label: label)
             case .json: JSONLogHandler(label: label)
             }
         handler.logLevel = level
