@@ -195,12 +195,12 @@ final class OutboundGate: Sendable {
         }
     }
 
-    /// After handing them over: waits while the queue is above the high-water mark.
+    /// After handing them over: waits while the queue is above the high-water mark. A message already pushed
+    /// was accepted: if the stream ends meanwhile (the peer may answer a unary call as soon as it has the
+    /// request), the next `push` reports it, not this wait. (It used to throw here, and a unary call to such a
+    /// server failed with CANCELLED now and then although its status was OK.)
     func waitForRoom() async throws {
-        guard state.withLock({ $0.queued > highWater && $0.closed == nil }) else {
-            if let closed = state.withLock({ $0.closed }) { throw closed }
-            return
-        }
+        guard state.withLock({ $0.queued > highWater && $0.closed == nil }) else { return }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let resumeNow: Result<Void, any Error>? = state.withLock { s in

@@ -206,4 +206,15 @@ struct ServerRequestHeadTests {
         let r = rejection { $0.append(("grpc-encoding", "snappy")) }
         #expect(r?.status.code == .unimplemented && r?.listAcceptedEncodings == true)
     }
+
+    /// A pushed message was accepted even if the stream ends before the writer asks for room: only the next
+    /// push fails.
+    @Test func aStreamEndingAfterAPushFailsOnlyTheNextPush() async throws {
+        let gate = OutboundGate(highWater: 1 << 20, lowWater: 1 << 18)
+        #expect(try gate.push(ByteBufferAllocator().buffer(bytes: [0, 0, 0, 0, 0])))
+        gate.close(RPCError(code: .cancelled, message: "the call has ended"))
+        try await gate.waitForRoom()
+        #expect(gate.takePending().isEmpty, "what was pending goes with the stream")
+        #expect(throws: RPCError.self) { try gate.push(ByteBufferAllocator().buffer(bytes: [0, 0, 0, 0, 0])) }
+    }
 }
