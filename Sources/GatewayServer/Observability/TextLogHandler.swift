@@ -33,14 +33,18 @@ public struct TextLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get(), !provided.isEmpty { merged.merge(provided) { _, new in new } }
-        if let own = event.metadata, !own.isEmpty { merged.merge(own) { _, new in new } }
+        // The common case (an access line: its own metadata only) takes the event's dictionary as it is.
+        var merged = metadata.isEmpty && metadataProvider == nil ? event.metadata ?? [:] : metadata
+        if !metadata.isEmpty || metadataProvider != nil {
+            if let provided = metadataProvider?.get(), !provided.isEmpty { merged.merge(provided) { _, new in new } }
+            if let own = event.metadata, !own.isEmpty { merged.merge(own) { _, new in new } }
+        }
         if let error = event.error {
             merged["error.message"] = "\(error)"
             merged["error.type"] = "\(String(reflecting: type(of: error)))"
         }
         var line = Self.timestamps.now()
+        line.reserveCapacity(256)
         line += " "
         line += event.level.rawValue
         if !label.isEmpty {
