@@ -25,16 +25,17 @@ public struct MethodDescriptor: Sendable, Hashable, CustomStringConvertible {
     public let service: ServiceDescriptor
     public let method: String
     public let kind: RPCKind
+    /// `grpc.health.v1.Health/Check`, as used in logs and metrics: made once, since every RPC's log line and
+    /// metrics lookup use it.
+    public let description: String
 
     public init(service: ServiceDescriptor, method: String, kind: RPCKind) {
         self.service = service
         self.method = method
         self.kind = kind
+        description = "\(service.fullyQualifiedName)/\(method)"
     }
 
     /// `/grpc.health.v1.Health/Check`.
-    public var path: String { "/\(service.fullyQualifiedName)/\(method)" }
-
-    /// `grpc.health.v1.Health/Check`, as used in logs and metrics.
-    public var description: String { "\(service.fullyQualifiedName)/\(method)" }
+    public var path: String { "/" + description }
 }
