@@ -177,25 +177,29 @@ def test_bad_headers_and_mismatches_are_invalid_and_leave_nothing(gateway, api, 
     assert gateway.temporary_uploads() == []
 
 
-def test_a_200_mib_upload_streams_with_bounded_memory(gateway, api):
+def test_a_400_mib_upload_streams_with_bounded_memory(gateway, api):
     md = gateway.tokens.metadata("uid-big")
-    size = 200 << 20
+    size = 400 << 20
     block = os.urandom(1 << 20)
     expected = hashlib.sha256()
-    for _ in range(200):
+    for _ in range(400):
         expected.update(block)
     before = rss_kib(gateway.proc.pid)
-    info = upload(gateway, api, md, (block[i:i + CHUNK] for _ in range(200) for i in range(0, len(block), CHUNK)))
+    info = upload(gateway, api, md, (block[i:i + CHUNK] for _ in range(400) for i in range(0, len(block), CHUNK)))
     after_upload = rss_kib(gateway.proc.pid)
     assert (info.size, info.sha256) == (size, expected.hexdigest())
     _, got_size, got_hash, _ = download(gateway, api, md, info.id)
     after_download = rss_kib(gateway.proc.pid)
     assert (got_size, got_hash) == (size, info.sha256)
-    # Streaming: the process grows by far less than the file (a few windows and buffers, not 200 MiB).
+    # Streaming: the process grows by far less than the file (a few windows and buffers, not 400 MiB).
+    # The growth is bimodal: +2-6 MiB in most runs, +65-100 MiB in about one run in four, at any file size
+    # (200 MiB and 400 MiB alike, and at older commits too): glibc keeping a freed arena heap (64 MiB each)
+    # resident. A 64 MiB bound on a 200 MiB file failed on that; 160 MiB on 400 MiB still fails any copy of
+    # the file in memory, whatever the allocator does.
     # Not under AddressSanitizer (scripts/test-asan), whose quarantine keeps freed memory resident on purpose.
     if "ASAN_OPTIONS" not in os.environ:
-        assert after_upload - before < 64 * 1024, (before, after_upload)
-        assert after_download - before < 64 * 1024, (before, after_download)
+        assert after_upload - before < 160 * 1024, (before, after_upload)
+        assert after_download - before < 160 * 1024, (before, after_download)
 
 
 def curl(url, http2=True):
