@@ -19,6 +19,23 @@ struct SQLiteGroupCommitTests {
         }
     }
 
+    /// A write that keeps the writer thread busy until `release` is signalled, then runs `body`; returns once
+    /// the writer is inside it.
+    static func holdWriter(
+        _ database: SQLiteDatabase, then body: @escaping @Sendable (SQLiteConnection) throws -> Void
+    ) async -> (held: Task<Void, any Error>, release: DispatchSemaphore) {
+        let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let held = Task {
+            try await database.write { db in
+                started.signal()
+                release.wait()
+                try body(db)
+            }
+        }
+        await wait(for: started)
+        return (held, release)
+    }
+
     static let migrations = [SQLiteMigration(version: 1, "CREATE TABLE t (n INTEGER PRIMARY KEY)")]
 
     /// 200 writes queued behind a held one commit in one more transaction; the ones that throw undo only
@@ -27,17 +44,8 @@ struct SQLiteGroupCommitTests {
         try await withTemporaryDirectory { directory in
             let path = "\(directory)/group.sqlite"
             let database = try await SQLiteDatabase.open(path: path, migrations: Self.migrations)
-            let release = DispatchSemaphore(value: 0)
-            // Holds the writer thread until the others are queued, so the grouping does not depend on timing.
-            let started = DispatchSemaphore(value: 0)
-            let held = Task {
-                try await database.write { db in
-                    started.signal()
-                    release.wait()
-                    try db.run("INSERT INTO t (n) VALUES (0)")
-                }
-            }
-            await Self.wait(for: started)
+            // The writer thread waits until the others are queued, so the grouping does not depend on timing.
+            let (held, release) = await Self.holdWriter(database) { db in try db.run("INSERT INTO t (n) VALUES (0)") }
             try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
                 for n in 1...200 {
                     group.addTask {
@@ -77,15 +85,7 @@ struct SQLiteGroupCommitTests {
         try await withTemporaryDirectory { directory in
             let path = "\(directory)/close.sqlite"
             let database = try await SQLiteDatabase.open(path: path, migrations: Self.migrations)
-            let release = DispatchSemaphore(value: 0)
-            let started = DispatchSemaphore(value: 0)
-            let held = Task {
-                try await database.write { _ in
-                    started.signal()
-                    release.wait()
-                }
-            }
-            await Self.wait(for: started)
+            let (held, release) = await Self.holdWriter(database) { _ in }
             let writes = (1...50).map { n in
                 Task { try await database.write { db in try db.run("INSERT INTO t (n) VALUES (?)", [.integer(Int64(n))]) } }
             }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import Logging
 import Synchronization
 
@@ -174,18 +175,7 @@ final class BatchedWriter: Sendable {
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
-        let thread = UnsafeMutablePointer<pthread_t>.allocate(capacity: 1)
-        defer { thread.deallocate() }
-        let box = Unmanaged.passRetained(self).toOpaque()
-        let created = pthread_create(thread, nil, { argument in
-            Unmanaged<BatchedWriter>.fromOpaque(argument!).takeRetainedValue().run()
-            return nil
-        }, box)
-        if created != 0 {
-            Unmanaged<BatchedWriter>.fromOpaque(box).release()
-            fatalError("cannot start the log writer thread (error \(created))")
-        }
-        pthread_detach(thread.pointee)
+        Thread.detachNewThread { [self] in run() }
     }
 
     func write(_ line: String) {

@@ -50,15 +50,16 @@ public final class RPCServerMetrics: Sendable {
         }
 
         func handled(_ code: StatusCode) -> Counter {
-            let make = {
-                Counter(
-                    label: "rpc_server_handled_total", dimensions: [("rpc_method", self.name), ("rpc_grpc_status_code", "\(code)")],
-                    factory: self.factory
-                )
-            }
             // A code outside the canonical ones (a peer's, passed on) gets a handle each time; the factory keeps one.
-            guard handled.indices.contains(code.rawValue) else { return make() }
-            return handled[code.rawValue].get(orMake: make)
+            guard handled.indices.contains(code.rawValue) else { return makeHandled(code) }
+            return handled[code.rawValue].get(orMake: makeHandled(code))
+        }
+
+        private func makeHandled(_ code: StatusCode) -> Counter {
+            Counter(
+                label: "rpc_server_handled_total", dimensions: [("rpc_method", name), ("rpc_grpc_status_code", "\(code)")],
+                factory: factory
+            )
         }
     }
 
@@ -67,7 +68,7 @@ public final class RPCServerMetrics: Sendable {
     final class LazyCounter: Sendable {
         private let reference = AtomicLazyReference<Counter>()
 
-        func get(orMake make: () -> Counter) -> Counter {
+        func get(orMake make: @autoclosure () -> Counter) -> Counter {
             reference.load() ?? reference.storeIfNil(make())
         }
     }
