@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
 import Logging
 import Synchronization
 
@@ -175,7 +174,17 @@ final class BatchedWriter: Sendable {
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
-        Thread.detachNewThread { [self] in run() }
+        let thread = UnsafeMutablePointer<pthread_t>.allocate(capacity: 1)
+        defer { thread.deallocate() }
+        let box = Unmanaged.passRetained(self).toOpaque()
+        let created = pthread_create(thread, nil, { argument in
+            Unmanaged<BatchedWriter>.fromOpaque(argument!).takeRetainedValue().run()
+        }, box)
+        if created != 0 {
+            Unmanaged<BatchedWriter>.fromOpaque(box).release()
+            fatalError("cannot start the log writer thread (error \(created))")
+        }
+        pthread_detach(thread.pointee)
     }
 
     func write(_ line: String) {
