@@ -210,10 +210,10 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         do {
-            let giveBack = try stream.inbound.receive(bytes) { message, cost in
+            let partial = try stream.inbound.receive(bytes) { message, cost in
                 stream.inbox.push(.init(element: .message(message), cost: cost))
             }
-            session.consume(stream: id, bytes: giveBack)
+            session.consume(stream: id, bytes: stream.inbox.settlePartial(partial))
         } catch {
             let status = switch error {
             case .tooLarge(let length, let limit):

@@ -210,10 +210,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         do {
-            let giveBack = try rpc.inbound.receive(bytes) { message, cost in
+            let partial = try rpc.inbound.receive(bytes) { message, cost in
                 rpc.inbox.push(.init(element: message, cost: cost))
             }
-            session.consume(stream: stream, bytes: giveBack)
+            session.consume(stream: stream, bytes: rpc.inbox.settlePartial(partial))
         } catch {
             fail(rpc, Self.status(for: error))
         }

@@ -36,19 +36,19 @@ struct OutboundQueue {
 }
 
 /// A stream's received DATA turned into messages, with the flow-control accounting both sides use: a
-/// complete message costs its window bytes when the reader takes it; the bytes of a message still arriving
-/// are given back at once (it may be larger than the window, and the receive limit bounds it).
+/// complete message costs the window bytes not yet settled when the reader takes it; the bytes of a message
+/// still arriving are settled as they come (``StreamInbox/settlePartial(_:)`` decides when they are given back).
 struct InboundMessages {
     var deframer: MessageDeframer
-    /// Bytes of the message still arriving that were already given back.
+    /// Bytes of the message still arriving that were already settled.
     private var consumedAhead = 0
 
     init(maxMessageSize: Int, encoding: MessageEncoding?) {
         deframer = MessageDeframer(maxMessageSize: maxMessageSize, encoding: encoding)
     }
 
-    /// Feeds DATA bytes: hands each complete message and its cost to `deliver`, and returns the bytes to
-    /// give back to the windows now.
+    /// Feeds DATA bytes: hands each complete message and its cost to `deliver`, and returns the bytes of the
+    /// message still arriving that are not settled yet.
     mutating func receive(
         _ bytes: UnsafeRawBufferPointer,
         deliver: ([UInt8], _ cost: Int) -> Void

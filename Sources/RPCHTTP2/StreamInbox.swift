@@ -7,7 +7,10 @@ import Synchronization
 ///
 /// Flow control follows the reader: each element carries what it cost in the HTTP/2 windows, and that is
 /// given back (``consumed``) only when the task takes it, batched so that a burst of small messages costs
-/// one event-loop hop rather than one each.
+/// one event-loop hop rather than one each. The bytes of a message still arriving (``settlePartial(_:)``)
+/// are given back at once only while the reader has taken everything queued: a message may be larger than
+/// the window, so it must be able to arrive whole, but a sender that runs ahead of its reader has to wait.
+/// What the stream holds is thus bounded by its window plus one message.
 final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
     struct Message {
         var element: Element
@@ -22,6 +25,9 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
         var waiter: CheckedContinuation<Element?, any Error>?
         /// Costs of taken messages not yet handed to `consumed`.
         var pendingCost = 0
+        /// Bytes of a message still arriving that came while messages were queued: given back once the
+        /// reader has taken those.
+        var owedPartial = 0
         var consumeScheduled = false
         /// After the peer's END_STREAM the windows no longer matter: costs were all given back at once.
         var costsReleased = false
@@ -73,8 +79,18 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
             guard !s.costsReleased else { return 0 }
             s.costsReleased = true
             let queued = s.queue[s.head...].reduce(0) { $0 + $1.cost }
-            defer { s.pendingCost = 0 }
-            return queued + s.pendingCost
+            defer { s.pendingCost = 0; s.owedPartial = 0 }
+            return queued + s.pendingCost + s.owedPartial
+        }
+    }
+
+    /// `bytes` more of a message still arriving: returns what to give back now (all of it when nothing is
+    /// queued for the reader); the rest is owed until the reader has taken what is queued.
+    func settlePartial(_ bytes: Int) -> Int {
+        state.withLock { s in
+            if s.head == s.queue.count || s.costsReleased { return bytes }
+            s.owedPartial += bytes
+            return 0
         }
     }
 
@@ -102,11 +118,14 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
                     if s.head < s.queue.count {
                         let m = s.queue[s.head]
                         s.head += 1
+                        if !s.costsReleased { s.pendingCost += m.cost }
                         if s.head == s.queue.count {
                             s.queue.removeAll(keepingCapacity: true)
                             s.head = 0
+                            // Caught up: what arrived of the next message meanwhile is paid for now.
+                            s.pendingCost += s.owedPartial
+                            s.owedPartial = 0
                         }
-                        if !s.costsReleased { s.pendingCost += m.cost }
                         return .element(m.element, queueEmpty: s.head == s.queue.count)
                     }
                     if let end = s.end { return .end(end) }

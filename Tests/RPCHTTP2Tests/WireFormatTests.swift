@@ -206,7 +206,10 @@ struct ServerRequestHeadTests {
         let r = rejection { $0.append(("grpc-encoding", "snappy")) }
         #expect(r?.status.code == .unimplemented && r?.listAcceptedEncodings == true)
     }
+}
 
+@Suite("stream buffers and flow control")
+struct StreamBufferTests {
     /// A pushed message was accepted even if the stream ends before the writer asks for room: only the next
     /// push fails.
     @Test func aStreamEndingAfterAPushFailsOnlyTheNextPush() async throws {
@@ -216,5 +219,36 @@ struct ServerRequestHeadTests {
         try await gate.waitForRoom()
         #expect(gate.takePending().isEmpty, "what was pending goes with the stream")
         #expect(throws: RPCError.self) { try gate.push(ByteBufferAllocator().buffer(bytes: [0, 0, 0, 0, 0])) }
+    }
+    /// A sender may run ahead of its reader by the window, not more. Messages of 64 KiB + 9 bytes in 16 KiB
+    /// DATA chunks end a few bytes into a chunk, so a message's own cost is tiny; the bytes of the next
+    /// message, given back as they came, used to let the sender go on without limit (an upload's memory grew
+    /// by the file). Now they are given back only while the reader has taken everything queued.
+    @Test func bytesOfAMessageStillArrivingWaitForTheReaderToCatchUp() async throws {
+        let consumeRequested = Flag()
+        let inbox = StreamInbox<[UInt8]>(batch: 1 << 18) { consumeRequested.set() }
+        var inbound = InboundMessages(maxMessageSize: 4 << 20, encoding: nil)
+        let message = [UInt8](repeating: 7, count: 65_536 + 4)  // + the 5-byte prefix: 65,545 on the wire
+        var wire: [UInt8] = []
+        for _ in 0..<40 {
+            let framed = MessageFramer.frame(message, encoding: nil, allocator: ByteBufferAllocator())
+            wire += framed.readableBytesView
+        }
+        var givenBack = 0
+        var offset = 0
+        while offset < wire.count {
+            let chunk = wire[offset..<min(offset + 16_384, wire.count)]
+            offset += chunk.count
+            let partial = try chunk.withUnsafeBytes { bytes in
+                try inbound.receive(bytes) { inbox.push(.init(element: $0, cost: $1)) }
+            }
+            givenBack += inbox.settlePartial(partial)
+        }
+        // Nothing was read: only the first message, which came while nothing was queued, was given back.
+        #expect(givenBack < 65_545)
+        for _ in 0..<40 { #expect(try await inbox.next() == message) }
+        // Caught up: every received byte has been given back or is now waiting to be.
+        #expect(givenBack + inbox.takePendingCost() == wire.count)
+        #expect(consumeRequested.isSet)
     }
 }
