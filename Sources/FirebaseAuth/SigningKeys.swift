@@ -14,7 +14,9 @@ public protocol SigningKeySource: Sendable {
 /// max-age` (as Firebase's "Verify ID tokens using a third-party JWT library" asks):
 /// - `max-age` clamped to [1 min, 24 h]; a missing or unparsable one counts as the minimum;
 /// - refreshed in the background shortly before it expires, by one request however many callers;
-/// - an unknown `kid` triggers at most one refresh per `unknownKeyRefreshInterval`, then is refused;
+/// - an unknown `kid` triggers at most one refresh per `unknownKeyRefreshInterval`, then is refused; a
+///   request that comes while a refresh is running, or after one finished since it looked, is judged on that
+///   refresh's keys (the limit refuses new refreshes, never the answer of one already made);
 /// - a failed refresh keeps the last good keys for `staleGrace` past their expiry; with no usable keys the
 ///   answer is `keysUnavailable` (UNAVAILABLE, not UNAUTHENTICATED).
 public final class HTTPSigningKeys: SigningKeySource {
@@ -36,12 +38,15 @@ public final class HTTPSigningKeys: SigningKeySource {
     private struct KeySet {
         var keys: [String: RSAPublicKey]
         var expiresAt: Int64
+        /// Which fetch this is: tells a caller whether the keys changed since it looked.
+        var generation = 0
     }
 
     private struct State {
         var current: KeySet?
         var refresh: Task<KeySet, any Error>?
         var lastUnknownKeyRefresh: Int64?
+        var fetches = 0
     }
 
     private let configuration: Configuration
@@ -65,7 +70,7 @@ public final class HTTPSigningKeys: SigningKeySource {
         if let current, now < current.expiresAt {
             if now >= current.expiresAt - configuration.refreshAhead { startRefresh() }
             if let key = current.keys[id] { return key }
-            return try await afterUnknownKeyRefresh(id: id, now: now)
+            return try await afterUnknownKeyRefresh(id: id, now: now, seen: current.generation)
         }
         // Expired or never loaded: wait for fresh keys, or fall back to stale ones within the grace period.
         do {
@@ -87,38 +92,57 @@ public final class HTTPSigningKeys: SigningKeySource {
         .unknownKey, "token \"kid\" does not match a current signing key; get a fresh token and retry"
     )
 
-    /// A kid we do not know may be a new key: refresh once (rate-limited), then decide.
-    private func afterUnknownKeyRefresh(id: String, now: Int64) async throws(TokenVerificationError) -> RSAPublicKey {
-        let allowed = state.withLock { s in
-            if let last = s.lastUnknownKeyRefresh, now - last < configuration.unknownKeyRefreshInterval { return false }
-            s.lastUnknownKeyRefresh = now
-            return true
+    /// A kid we do not know may be a new key: judge it on keys newer than those we looked at (a refresh
+    /// running now, or one that finished since), else refresh once (rate-limited), then decide.
+    private func afterUnknownKeyRefresh(id: String, now: Int64, seen: Int) async throws(TokenVerificationError) -> RSAPublicKey {
+        enum Plan {
+            case wait(Task<KeySet, any Error>)
+            case judge(KeySet)
+            case refuse
         }
-        guard allowed, let fresh = try? await refreshed(), let key = fresh.keys[id] else { throw Self.unknownKey }
+        let plan: Plan = state.withLock { s in
+            if let running = s.refresh { return .wait(running) }
+            if let current = s.current, current.generation != seen { return .judge(current) }
+            if let last = s.lastUnknownKeyRefresh, now - last < configuration.unknownKeyRefreshInterval { return .refuse }
+            s.lastUnknownKeyRefresh = now
+            return .wait(refreshTask(&s))
+        }
+        let keys: KeySet? = switch plan {
+        case .wait(let refresh): try? await refresh.value
+        case .judge(let current): current
+        case .refuse: nil
+        }
+        guard let key = keys?.keys[id] else { throw Self.unknownKey }
         return key
     }
 
     private func startRefresh() {
-        _ = refreshTask()
+        state.withLock { _ = refreshTask(&$0) }
     }
 
     /// The keys after a refresh; concurrent callers share one request.
     private func refreshed() async throws -> KeySet {
-        try await refreshTask().value
+        try await state.withLock { refreshTask(&$0) }.value
     }
 
-    private func refreshTask() -> Task<KeySet, any Error> {
-        state.withLock { s in
-            if let running = s.refresh { return running }
-            let task = Task { [self] in
-                defer { state.withLock { $0.refresh = nil } }
-                let set = try await fetch()
-                state.withLock { $0.current = set }
+    /// The running refresh, or a new one (under the state's lock).
+    private func refreshTask(_ s: inout State) -> Task<KeySet, any Error> {
+        if let running = s.refresh { return running }
+        let task = Task { [self] in
+            let fetched: Result<KeySet, any Error>
+            do { fetched = .success(try await fetch()) } catch { fetched = .failure(error) }
+            // One step: no caller sees the refresh gone while the keys are still the old ones.
+            return try state.withLock { s in
+                s.refresh = nil
+                guard case .success(var set) = fetched else { return try fetched.get() }
+                s.fetches += 1
+                set.generation = s.fetches
+                s.current = set
                 return set
             }
-            s.refresh = task
-            return task
         }
+        s.refresh = task
+        return task
     }
 
     private func fetch() async throws -> KeySet {

@@ -98,6 +98,27 @@ struct HTTPSigningKeysTests {
         #expect(server.requests.load(ordering: .relaxed) == 3)
     }
 
+    /// Key rotation under load: requests with the new kid that arrive while its refresh is in flight wait for
+    /// that refresh and are judged on its result; the rate limit refuses new refreshes, never the answer of a
+    /// running one. (They used to be refused as unknown: 4 of 20 concurrent requests, seen from outside.)
+    @Test func requestsDuringAnUnknownKidRefreshWaitForIt() async throws {
+        let server = KeyServer(.init(keys: ["k1": Self.certificate1]))
+        let keys = source(server, clock: FakeWallClock(UnixTime(seconds: now)))
+        _ = try await keys.key(id: "k1")
+        server.reply.withLock { $0.keys = ["k1": Self.certificate1, "k2": Self.certificate2]; $0.delay = .milliseconds(300) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try await keys.key(id: "k2") }
+            while server.requests.load(ordering: .relaxed) < 2 { try await Task.sleep(for: .milliseconds(1)) }
+            // The refresh is in flight now.
+            for _ in 0..<19 { group.addTask { _ = try await keys.key(id: "k2") } }
+            try await group.waitForAll()
+        }
+        #expect(server.requests.load(ordering: .relaxed) == 2)
+        // A kid the finished refresh did not bring stays refused, without another request.
+        await #expect(throws: TokenVerificationError.self) { _ = try await keys.key(id: "k3") }
+        #expect(server.requests.load(ordering: .relaxed) == 2)
+    }
+
     @Test func outageKeepsTheLastGoodKeysWithinTheGrace() async throws {
         let server = KeyServer(.init(keys: ["k1": Self.certificate1]))
         let clock = FakeWallClock(UnixTime(seconds: now))
