@@ -94,3 +94,19 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension Status {
+    /// Request text (a method or service name, a field) as a status message may echo it: whole when short,
+    /// else its first `limit` UTF-8 bytes (whole scalars) and "…", so a 16 KiB path does not come back whole.
+    public static func excerpt(_ text: some StringProtocol, limit: Int = 100) -> String {
+        guard text.utf8.count > limit else { return String(text) }
+        var kept = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in text.unicodeScalars {
+            bytes += UTF8.width(scalar)
+            if bytes > limit { break }
+            kept.append(scalar)
+        }
+        return String(kept) + "…"
+    }
+}

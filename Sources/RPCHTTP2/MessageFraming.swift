@@ -8,6 +8,9 @@ struct MessageDeframer {
         case tooLarge(length: Int, limit: Int)
         /// Flag 1 without a `grpc-encoding` (PROTOCOL-HTTP2.md, Compressed-Flag).
         case compressedWithoutEncoding
+        /// A flag byte other than 0 and 1: PROTOCOL-HTTP2.md defines no other value (INTERNAL, as grpc-go's
+        /// "unrecognized compressed flag").
+        case invalidFlag(UInt8)
         case decompressionFailed
         case decompressedTooLarge(limit: Int)
         /// The stream ended inside a message (INTERNAL, as grpc-go).
@@ -48,6 +51,7 @@ struct MessageDeframer {
               let flag = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self),
               let length32 = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt32.self)
         else { return nil }
+        guard flag <= 1 else { throw .invalidFlag(flag) }
         let length = Int(length32)
         guard length <= maxMessageSize else { throw .tooLarge(length: length, limit: maxMessageSize) }
         guard buffer.readableBytes >= 5 + length else { return nil }

@@ -16,7 +16,9 @@ enum MetadataCoding {
     }
 
     /// Adds one received header to `metadata`. `-bin` values are base64 (padded or not), possibly several
-    /// joined with `,`; a value outside printable ASCII is dropped, as gRPC PROTOCOL-HTTP2.md ("Requests") allows.
+    /// joined with `,`. A text value outside printable ASCII (gRPC PROTOCOL-HTTP2.md, ASCII-Value) arrives
+    /// empty: its bytes are not passed on, but its presence is, so that an `authorization` header with a
+    /// non-ASCII byte is reported as malformed rather than missing.
     static func add(name: String, value: String, to metadata: inout Metadata) throws {
         if name.hasSuffix("-bin") {
             for part in value.split(separator: ",", omittingEmptySubsequences: false) {
@@ -24,8 +26,8 @@ enum MetadataCoding {
                 guard let bytes = try? Base64.decode(trimmed) else { throw InvalidBinaryValue(name: name) }
                 metadata.addBinary(bytes, forKey: name)
             }
-        } else if value.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) {
-            metadata.addString(value.trimmingSpaces, forKey: name)
+        } else {
+            metadata.addString(value.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) ? value.trimmingSpaces : "", forKey: name)
         }
     }
 

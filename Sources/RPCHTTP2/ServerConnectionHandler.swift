@@ -312,7 +312,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             guard let route = router.route(forPath: head.path) else {
                 // Unknown service or method: UNIMPLEMENTED, worded as grpc-go server.go (handleStream) words it.
                 let known = router.services.contains { $0.fullyQualifiedName == head.service }
-                let message = known ? "unknown method \(head.methodName) for service \(head.service)" : "unknown service \(head.service)"
+                let service = Status.excerpt(head.service)
+                let message = known ? "unknown method \(Status.excerpt(head.methodName)) for service \(service)" : "unknown service \(service)"
                 rpc.phase = .done
                 respondEarly(rpc, httpStatus: 200, status: Status(code: .unimplemented, message: message))
                 return
@@ -567,6 +568,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             Status(code: .resourceExhausted, message: "received message larger than max (\(length) vs. \(limit))")
         case .compressedWithoutEncoding:
             Status(code: .internal, message: "compressed flag set with identity or empty encoding")
+        case .invalidFlag(let flag):
+            Status(code: .internal, message: "invalid compressed flag \(flag) (only 0 and 1 are defined)")
         case .decompressionFailed:
             Status(code: .internal, message: "failed to decompress the request message")
         case .decompressedTooLarge(let limit):

@@ -42,7 +42,7 @@ public final class HealthService: Grpc_Health_V1_Health.ServiceProtocol {
 
     public func check(_ request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) async throws -> Grpc_Health_V1_HealthCheckResponse {
         guard let status = state.withLock({ $0.statuses[request.service] }) else {
-            throw RPCError(code: .notFound, message: "unknown service \(request.service)")
+            throw RPCError(code: .notFound, message: "unknown service \(RPCCore.Status.excerpt(request.service))")
         }
         return .with { $0.status = status }
     }

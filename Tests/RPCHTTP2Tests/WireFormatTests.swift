@@ -44,9 +44,10 @@ struct WireFormatTests {
         #expect(throws: MetadataCoding.InvalidBinaryValue.self) {
             try MetadataCoding.add(name: "x-bin", value: "!!!", to: &metadata)
         }
-        // Non-ASCII text values are dropped (PROTOCOL-HTTP2.md, Custom-Metadata), not an error.
+        // Non-ASCII text values (PROTOCOL-HTTP2.md, Custom-Metadata) arrive empty, not as an error nor as
+        // nothing: an authorization header with a stray byte is malformed, not missing.
         try MetadataCoding.add(name: "x-text", value: "caf\u{E9}", to: &metadata)
-        #expect(metadata[stringValues: "x-text"].isEmpty)
+        #expect(metadata[stringValues: "x-text"] == [""])
         #expect(MetadataCoding.headers(for: metadata).first { $0.0 == "x-bin" }?.1 == "AAEC")
     }
 }
@@ -91,6 +92,13 @@ struct MessageDeframerTests {
         var d = MessageDeframer(maxMessageSize: 100, encoding: nil)
         feed(&d, frame([1, 2, 3], flag: 1))
         #expect(throws: MessageDeframer.Failure.compressedWithoutEncoding) { try d.next() }
+    }
+
+    /// Only 0 and 1 are defined; refused from the prefix, before the message is buffered.
+    @Test func aFlagOtherThanZeroOrOneIsRejected() {
+        var d = MessageDeframer(maxMessageSize: 100, encoding: .gzip)
+        feed(&d, [2, 0, 0, 0, 50])
+        #expect(throws: MessageDeframer.Failure.invalidFlag(2)) { try d.next() }
     }
 
     @Test func endInsideAMessageIsTruncation() throws {

@@ -524,12 +524,28 @@ def test_05_unknown_service_and_method(client):
     assert st.grpc_message == "unknown method NoSuchMethod for service grpc.testing.TestService", client.describe(st.id)
     assert_trailers_only(client, st.id)
 
+    # A long name is echoed as its first 100 bytes, not whole (the request's header list may be 16 KiB).
+    st = client.call(TS + "M" * 10_000, frame(b""))
+    assert st.grpc_status == 12, client.describe(st.id)
+    assert st.grpc_message == "unknown method " + "M" * 100 + "… for service grpc.testing.TestService", client.describe(st.id)
+    st = client.call("/" + "é" * 5_000 + "/M", frame(b""))
+    assert st.grpc_message == "unknown service " + "é" * 50 + "…", client.describe(st.id)
+
 
 def test_06_compressed_flag_without_encoding(client):
     # grpc/grpc doc/compression.md, test case 6: Compressed-Flag 1 without grpc-encoding → INTERNAL.
     st = client.call(TS + "UnaryCall", frame(simple_request(response_size=1), flag=1))
     assert st.reset_code is None and st.grpc_status == 13, client.describe(st.id)
     assert not st.messages, client.describe(st.id)
+
+
+def test_06_a_compressed_flag_other_than_0_or_1_is_internal(client):
+    # PROTOCOL-HTTP2.md, Compressed-Flag: only 0 and 1 are defined (grpc-go: "unrecognized compressed flag").
+    for flag in (2, 0x80, 0xFF):
+        st = client.call(TS + "UnaryCall", frame(simple_request(response_size=1), flag=flag))
+        assert st.reset_code is None and st.grpc_status == 13, client.describe(st.id)
+        assert st.grpc_message == f"invalid compressed flag {flag} (only 0 and 1 are defined)", client.describe(st.id)
+        assert not st.messages, client.describe(st.id)
 
 
 def test_07_message_split_across_many_data_frames(client):
