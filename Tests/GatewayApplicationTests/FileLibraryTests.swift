@@ -120,6 +120,22 @@ private let admin = Principal(uid: "root", isAdmin: true, expiresAt: 1_900_000_0
         #expect(try await f.files.events.lastSequence() == 0)
     }
 
+    /// More bytes than `expected_size` (or the size limit) are refused at the first chunk past it: the rest
+    /// is never read. (It used to read everything and refuse at the end.)
+    @Test func anUploadLongerThanDeclaredIsRefusedAtOnce() async throws {
+        for (limit, expectedSize) in [(Int64(1 << 20), Int64?(10)), (100, nil)] {
+            let f = Fixture(maximumFileSize: limit)
+            let chunks = CountingChunks(count: 10_000, size: 64)
+            await #expect(throws: DomainError.self) {
+                _ = try await f.library.upload(
+                    try FileHeader(filename: "x", contentType: "", metadata: [:], expectedSize: expectedSize, expectedSHA256: ""),
+                    chunks: chunks, caller: alice
+                )
+            }
+            #expect(chunks.taken == Int(expectedSize ?? limit) / 64 + 1)
+        }
+    }
+
     @Test func filesAreTheirOwnersUnlessAdmin() async throws {
         let f = Fixture()
         let (file, _) = try await f.upload([1, 2, 3], as: alice)
@@ -152,5 +168,26 @@ private let admin = Principal(uid: "root", isAdmin: true, expiresAt: 1_900_000_0
         await #expect(throws: FileLibrary.LinkRefusal.forbidden("the link has expired")) {
             _ = try await f.library.openLink(key: file.key.value, expires: expires, signature: signature)
         }
+    }
+}
+
+/// `count` chunks of `size` bytes, made as they are asked for; counts how many were taken.
+private final class CountingChunks: AsyncSequence, AsyncIteratorProtocol, @unchecked Sendable {
+    // @unchecked: iterated by one task (the upload's), read by the test after it ended.
+    private let count: Int
+    private let size: Int
+    private(set) var taken = 0
+
+    init(count: Int, size: Int) {
+        self.count = count
+        self.size = size
+    }
+
+    func makeAsyncIterator() -> CountingChunks { self }
+
+    func next() async -> [UInt8]? {
+        guard taken < count else { return nil }
+        taken += 1
+        return [UInt8](repeating: 1, count: size)
     }
 }

@@ -130,6 +130,8 @@ struct AuthInterceptorTests {
         ("no metadata", [], "missing \"authorization\" metadata; expected \"Bearer <Firebase ID token>\""),
         ("wrong scheme", [("authorization", "Basic YWxhZGRpbjpvcGVuc2VzYW1l")], "\"authorization\" metadata must be \"Bearer <Firebase ID token>\""),
         ("bearer without token", [("authorization", "Bearer ")], "\"authorization\" metadata must be \"Bearer <Firebase ID token>\""),
+        // What the transport passes on for a value with a byte outside printable ASCII.
+        ("not printable ASCII", [("authorization", "")], "\"authorization\" metadata must be \"Bearer <Firebase ID token>\""),
         ("space inside the token", [("authorization", "Bearer a.b .c")], "\"authorization\" metadata must be \"Bearer <Firebase ID token>\""),
         ("not a JWT", [("authorization", "Bearer abc")], "ID token is malformed: expected three base64url segments"),
         ("two authorization entries", [("authorization", "Bearer a.b.c"), ("authorization", "Bearer d.e.f")], "more than one \"authorization\" metadata entry"),

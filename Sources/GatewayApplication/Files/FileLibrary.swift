@@ -58,6 +58,10 @@ public struct FileLibrary: Sendable {
                 guard received <= settings.maximumFileSize else {
                     throw DomainError(.resourceExhausted, "the file is larger than \(settings.maximumFileSize) bytes")
                 }
+                // Refused as soon as it is too long, not after reading (and storing) the rest.
+                if let expected = header.expectedSize, received > expected {
+                    throw DomainError.invalid("header.expected_size", "is \(expected) but more bytes arrived")
+                }
                 if prefix.count < ContentSniffer.prefixLength {
                     prefix += chunk.prefix(ContentSniffer.prefixLength - prefix.count)
                 }
