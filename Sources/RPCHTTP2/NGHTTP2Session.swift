@@ -102,8 +102,11 @@ final class NGHTTP2Session {
                                    value: settings.initialWindowSize),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
                                    value: settings.maxHeaderListSize),
-            // RFC 9218 §2.1: no priority tree work (nghttp2.h).
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
+            // Not SETTINGS_NO_RFC7540_PRIORITIES (RFC 9218 §2.1), as nghttpd does not send it by default: with it,
+            // nghttp2 keeps no closed streams (`nghttp2_session_close_stream`), so DATA or HEADERS on a closed
+            // stream is silently ignored instead of STREAM_CLOSED (RFC 9113 §5.1), and it skips PRIORITY frames
+            // altogether, so one on stream 0 or depending on itself is no PROTOCOL_ERROR (§6.3, §5.3.1). The cost:
+            // nghttp2 keeps up to MAX_CONCURRENT_STREAMS closed streams (~240 bytes each) per connection.
         ]
         if role == .client { entries.removeFirst() }
         try check(nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count))
@@ -181,10 +184,9 @@ final class NGHTTP2Session {
     /// Tells nghttp2 the application consumed `bytes` of the stream's DATA, so the windows may reopen.
     func consume(stream: Int32, bytes: Int) {
         guard bytes > 0 else { return }
-        if nghttp2_session_consume(session, stream, bytes) != 0 {
-            // The stream is gone: still hand the bytes back to the connection window.
-            nghttp2_session_consume_connection(session, bytes)
-        }
+        // nghttp2 credits the connection window first, and then the stream's if the stream still exists: a
+        // stream already gone needs no other call (a second one would credit the connection twice).
+        nghttp2_session_consume(session, stream, bytes)
     }
 
     func resetStream(_ stream: Int32, code: ErrorCode) {

@@ -759,6 +759,69 @@ def test_20_trailers_only_error_before_any_message(client):
     assert_trailers_only(client, st.id)
 
 
+PROTOCOL_ERROR, STREAM_CLOSED = 0x1, 0x5
+
+
+def raw_frame(type_, flags, stream, payload=b""):
+    """A frame written straight to the socket, past h2's own state machine (which would refuse to send it)."""
+    return len(payload).to_bytes(3, "big") + bytes([type_, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def refusal(client, sid):
+    """The error the server answered with: (`GOAWAY` or `RST_STREAM`, code), or None."""
+    client.pump(lambda: client.goaway is not None or client.closed
+                or any(f.type == 3 and f.stream == sid and f.error_code != CANCEL for f in client.log.frames), 3.0)
+    for f in client.log.frames:
+        if f.type == 7 or (f.type == 3 and f.stream == sid and f.error_code != CANCEL):
+            return f.name, f.error_code
+    return None
+
+
+@pytest.mark.parametrize("case", ["DATA after the client's reset", "HEADERS after the client's reset",
+                                  "DATA after both sides ended"])
+def test_frames_on_a_closed_stream_are_stream_closed(interop_server, case):
+    # RFC 9113 §5.1 ("closed"; "half-closed (remote)"): DATA or HEADERS on a closed stream is STREAM_CLOSED, as
+    # nghttpd answers it. (Before, our server ignored them and the connection waited: nghttp2 keeps no closed
+    # streams, and so cannot tell closed from unknown, when SETTINGS_NO_RFC7540_PRIORITIES is sent.)
+    c = Client(interop_server.port)
+    try:
+        if case == "DATA after both sides ended":
+            sid = c.start(TS + "EmptyCall", frame(b""))
+            assert c.wait(sid).grpc_status == 0, c.describe(sid)
+        else:
+            sid = c.start(TS + "FullDuplexCall", end=False)
+            c.sync()
+            c.reset(sid)
+            c.sync()
+        if case.startswith("HEADERS"):
+            # Static-table entries only (:method POST, :scheme http, :path /), so HPACK state stays in step.
+            c.sock.sendall(raw_frame(1, END_HEADERS | END_STREAM, sid, bytes([0x83, 0x86, 0x84])))
+        else:
+            c.sock.sendall(raw_frame(0, 0, sid, frame(b"")))
+        assert refusal(c, sid) in [("GOAWAY", STREAM_CLOSED), ("RST_STREAM", STREAM_CLOSED)], c.describe()
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("case", ["on stream 0", "depending on its own stream"])
+def test_malformed_priority_frames_are_protocol_errors(interop_server, case):
+    # RFC 9113 §6.3: PRIORITY on stream 0 is a connection error PROTOCOL_ERROR; §5.3.1: a stream depending on
+    # itself is PROTOCOL_ERROR. (Before, both were ignored: nghttp2 skips PRIORITY frames altogether once
+    # SETTINGS_NO_RFC7540_PRIORITIES is sent.)
+    c = Client(interop_server.port)
+    try:
+        sid = 0
+        if case == "on stream 0":
+            c.sock.sendall(raw_frame(2, 0, 0, (1).to_bytes(4, "big") + bytes([15])))
+        else:
+            sid = c.start(TS + "FullDuplexCall", end=False)
+            c.sync()
+            c.sock.sendall(raw_frame(2, 0, sid, sid.to_bytes(4, "big") + bytes([15])))
+        assert refusal(c, sid) in [("GOAWAY", PROTOCOL_ERROR), ("RST_STREAM", PROTOCOL_ERROR)], c.describe()
+    finally:
+        c.close()
+
+
 def test_settings_advertise_max_header_list_size(client):
     # PROTOCOL-HTTP2.md, "Requests" (header size), nghttp2.h: SETTINGS_MAX_HEADER_LIST_SIZE 16384 in the
     # server's first SETTINGS frame (the preface).
