@@ -159,15 +159,34 @@ private let admin = Principal(uid: "root", isAdmin: true, expiresAt: 1_900_000_0
         let query = path.split(separator: "?")[1].split(separator: "&").map { $0.split(separator: "=").map(String.init) }
         let expires = query[0][1]
         let signature = query[1][1]
-        let opened = try await f.library.openLink(key: file.key.value, expires: expires, signature: signature)
-        #expect(opened.size == 3)
+        let id = file.id.description
+        #expect(path.hasPrefix("/files/\(id)?"))
+        let opened = try await f.library.openLink(id: id, expires: expires, signature: signature)
+        #expect(opened.file == file)
         await #expect(throws: FileLibrary.LinkRefusal.forbidden("the link's signature does not match")) {
-            _ = try await f.library.openLink(key: file.key.value, expires: String(Int(expires)! + 1), signature: signature)
+            _ = try await f.library.openLink(id: id, expires: String(Int(expires)! + 1), signature: signature)
         }
         f.clock.advance(seconds: 61)
         await #expect(throws: FileLibrary.LinkRefusal.forbidden("the link has expired")) {
-            _ = try await f.library.openLink(key: file.key.value, expires: expires, signature: signature)
+            _ = try await f.library.openLink(id: id, expires: expires, signature: signature)
         }
+    }
+
+    /// A link dies with its file, even while another owner's record of the same bytes keeps the blob. (It was
+    /// signed over the bytes' key and kept working.)
+    @Test func aDeletedFilesLinkIsGoneWhileItsBytesLiveOn() async throws {
+        let f = Fixture()
+        let (mine, _) = try await f.upload([4, 5, 6], as: alice)
+        let (theirs, deduplicated) = try await f.upload([4, 5, 6], as: bob)
+        #expect(deduplicated && theirs.key == mine.key)
+        let (link, _) = try await f.library.downloadLink(id: mine.id.description, ttlSeconds: 60, caller: alice)
+        guard case .gatewayPath(let path) = link else { Issue.record("expected a gateway link"); return }
+        let query = path.split(separator: "?")[1].split(separator: "&").map { $0.split(separator: "=").map(String.init) }
+        try await f.library.delete(id: mine.id.description, caller: alice)
+        await #expect(throws: FileLibrary.LinkRefusal.gone) {
+            _ = try await f.library.openLink(id: mine.id.description, expires: query[0][1], signature: query[1][1])
+        }
+        #expect(try await f.read(theirs.id, as: bob) == [4, 5, 6])
     }
 }
 

@@ -244,13 +244,13 @@ def test_download_links(gateway, api):
     data = b"\x89PNG\r\n\x1a\n" + os.urandom(200_000)
     info = upload(gateway, api, md, data, filename="pic.png")
     link = files.GetDownloadUrl(m.GetDownloadUrlRequest(id=info.id), metadata=md, timeout=10)
-    assert link.url.startswith(f"http://127.0.0.1:{gateway.port}/files/{info.key}?expires=")
+    assert link.url.startswith(f"http://127.0.0.1:{gateway.port}/files/{info.id}?expires=")
     assert 14 * 60 <= link.expires_at.seconds - time.time() <= 16 * 60
 
     status, content_type, body = curl(link.url)
     assert (status, content_type, hashlib.sha256(body).hexdigest()) == (200, "image/png", info.sha256)
     altered = [link.url.replace("expires=", "expires=1"), link.url[:-1] + ("A" if link.url[-1] != "A" else "B"),
-               link.url.replace(info.key, info.key[:-5] + "0.png" if info.key[-5] != "0" else info.key[:-5] + "1.png"),
+               link.url.replace(info.id, info.id[:-1] + ("0" if info.id[-1] != "0" else "1")),
                link.url.split("&sig=")[0]]
     for url in altered:
         assert curl(url)[0] == 403, url
@@ -259,6 +259,12 @@ def test_download_links(gateway, api):
     time.sleep(2.2)
     assert curl(short.url)[0] == 403
     assert curl(f"http://127.0.0.1:{gateway.port}/nothing/here")[0] == 404
+
+    # The link dies with its file, though another owner's upload of the same bytes keeps them.
+    other = gateway.tokens.metadata("uid-links-other")
+    assert upload(gateway, api, other, data, filename="same.png").deduplicated
+    files.DeleteFile(m.DeleteFileRequest(id=info.id), metadata=md, timeout=10)
+    assert curl(link.url)[0] == 404
 
 
 def test_s3_download_urls_are_presigned(gateway, api, monkeypatch):

@@ -170,8 +170,10 @@ public struct FileLibrary: Sendable {
         if let url = try await blobs.downloadURL(for: file.key, filename: file.filename, contentType: file.contentType, seconds: Int(lifetime)) {
             return (.url(url), UnixTime(seconds: expires))
         }
-        let signature = linkSigner.signature(for: Self.linkMessage(key: file.key.value, expires: expires))
-        return (.gatewayPath("/files/\(file.key.value)?expires=\(expires)&sig=\(signature)"), UnixTime(seconds: expires))
+        // Signed over the file's id, not its bytes' key: the link dies with its record, even while another
+        // record (another owner's upload of the same bytes) keeps the blob.
+        let signature = linkSigner.signature(for: Self.linkMessage(id: file.id.description, expires: expires))
+        return (.gatewayPath("/files/\(file.id)?expires=\(expires)&sig=\(signature)"), UnixTime(seconds: expires))
     }
 
     /// Why a download link is refused.
@@ -182,21 +184,25 @@ public struct FileLibrary: Sendable {
         case gone
     }
 
-    /// Checks a download link's path and query and opens its blob.
-    public func openLink(key text: String, expires: String?, signature: String?) async throws -> (key: BlobKey, size: Int64, chunks: BlobChunks) {
+    /// Checks a download link's path and query, and opens its file's bytes if the file still exists.
+    public func openLink(id text: String, expires: String?, signature: String?) async throws -> (file: FileRecord, chunks: BlobChunks) {
         guard let expires, let seconds = Int64(expires), let signature else {
             throw LinkRefusal.forbidden("the link lacks expires or sig")
         }
-        guard linkSigner.isValid(signature, for: Self.linkMessage(key: text, expires: seconds)) else {
+        guard linkSigner.isValid(signature, for: Self.linkMessage(id: text, expires: seconds)) else {
             throw LinkRefusal.forbidden("the link's signature does not match")
         }
         guard clock.now().seconds <= seconds else { throw LinkRefusal.forbidden("the link has expired") }
-        guard let key = BlobKey(parsing: text), let size = try await blobs.size(of: key) else { throw LinkRefusal.gone }
-        return (key, size, try await blobs.read(key, offset: 0, length: size, chunkSize: settings.chunkSize))
+        guard let id = ULID(text), let file = try await files.file(id: id) else { throw LinkRefusal.gone }
+        do {
+            return (file, try await blobs.read(file.key, offset: 0, length: file.size, chunkSize: settings.chunkSize))
+        } catch let error as DomainError where error.code == .notFound {
+            throw LinkRefusal.gone
+        }
     }
 
-    private static func linkMessage(key: String, expires: Int64) -> [UInt8] {
-        Array("GET /files/\(key) \(expires)".utf8)
+    private static func linkMessage(id: String, expires: Int64) -> [UInt8] {
+        Array("GET /files/\(id) \(expires)".utf8)
     }
 
     // MARK: Rules

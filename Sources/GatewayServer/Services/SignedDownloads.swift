@@ -1,8 +1,8 @@
 import GatewayApplication
 import RPCHTTP2
 
-/// Serves download links (`GET /files/<key>?expires=…&sig=…`) on the gRPC listener: 200 with the blob, 403
-/// when the link was altered or has expired, 404 for anything else.
+/// Serves download links (`GET /files/<file id>?expires=…&sig=…`) on the gRPC listener: 200 with the file's
+/// bytes, 403 when the link was altered or has expired, 404 for anything else (a deleted file included).
 public struct SignedDownloads: PlainHTTPHandler {
     private let library: FileLibrary
 
@@ -13,15 +13,17 @@ public struct SignedDownloads: PlainHTTPHandler {
     public func respond(to request: PlainHTTPRequest) async -> PlainHTTPResponse {
         let (path, query) = Self.split(request.path)
         guard path.hasPrefix("/files/") else { return .text(404, "not found") }
-        let key = String(path.dropFirst("/files/".count))
+        let id = String(path.dropFirst("/files/".count))
         do {
-            let (blob, size, chunks) = try await library.openLink(key: key, expires: query["expires"], signature: query["sig"])
+            let (file, chunks) = try await library.openLink(id: id, expires: query["expires"], signature: query["sig"])
             var iterator = chunks.makeAsyncIterator()
             let reader = ChunkReader(next: { try await iterator.next() })
             return PlainHTTPResponse(
                 status: 200,
                 headers: [
-                    ("content-type", FileExtension.contentType(of: blob)), ("content-length", "\(size)"),
+                    // The type sniffed from the bytes (the key's extension), never the uploader's claim: a
+                    // declared text/html must not run as a page of the gateway's origin.
+                    ("content-type", FileExtension.contentType(of: file.key)), ("content-length", "\(file.size)"),
                     ("cache-control", "private, max-age=0"),
                 ],
                 body: { try await reader.next() }
