@@ -47,11 +47,11 @@ private func expectDomainError(_ code: DomainError.Code, field: String? = nil, _
 
         f.clock.advance(seconds: 5)
         let updated = try await f.accounts.updateUser(
-            id: created.id.description, changes: .init(displayName: "Ada L.", isActive: false), expectedVersion: 1, caller: ada
+            id: created.id.description, changes: .init(displayName: "Ada L.", isActive: true), expectedVersion: 1, caller: ada
         )
         #expect(updated.version == 2)
         #expect(updated.displayName.value == "Ada L.")
-        #expect(!updated.isActive)
+        #expect(updated.isActive)
         #expect(updated.email == created.email)
         #expect(updated.updatedAt == created.createdAt.adding(seconds: 5))
 
@@ -92,7 +92,9 @@ private func expectDomainError(_ code: DomainError.Code, field: String? = nil, _
         let user = try await f.accounts.createUser(.init(email: "a@b.co", displayName: "A"), caller: ada)
         let id = user.id.description
         await expectDomainError(.permissionDenied) { _ = try await f.accounts.user(id: id, caller: bob) }
-        await expectDomainError(.permissionDenied) { _ = try await f.accounts.user(email: "a@b.co", caller: bob) }
+        // By address: as if there were none, so that the answer does not tell whether the address has an account.
+        await expectDomainError(.notFound) { _ = try await f.accounts.user(email: "a@b.co", caller: bob) }
+        await expectDomainError(.notFound) { _ = try await f.accounts.user(email: "nobody@b.co", caller: bob) }
         await expectDomainError(.permissionDenied) {
             _ = try await f.accounts.updateUser(id: id, changes: .init(displayName: "X"), expectedVersion: nil, caller: bob)
         }
@@ -106,6 +108,30 @@ private func expectDomainError(_ code: DomainError.Code, field: String? = nil, _
         let provisioned = try await f.accounts.createUser(.init(email: "c@d.co", displayName: "C", firebaseUID: "uid-carol"), caller: admin)
         #expect(provisioned.firebaseUID == "uid-carol")
         #expect(try await f.accounts.countUsers(activeOnly: false, caller: admin) == 2)
+    }
+
+    /// Users could deactivate and reactivate themselves, and nothing refused an inactive one.
+    @Test func onlyAdminsChangeIsActiveAndAnInactiveUserIsRefused() async throws {
+        let f = Fixture()
+        let user = try await f.accounts.createUser(.init(email: "a@b.co", displayName: "A"), caller: ada)
+        let id = user.id.description
+        _ = try await f.accounts.createSession(device: "phone", ttlSeconds: 0, caller: ada)
+        await expectDomainError(.permissionDenied) {
+            _ = try await f.accounts.updateUser(id: id, changes: .init(isActive: false), expectedVersion: nil, caller: ada)
+        }
+        #expect(try await f.accounts.updateUser(id: id, changes: .init(isActive: false), expectedVersion: nil, caller: admin).isActive == false)
+        await expectDomainError(.permissionDenied) { _ = try await f.accounts.currentUser(caller: ada) }
+        await expectDomainError(.permissionDenied) { _ = try await f.accounts.user(id: id, caller: ada) }
+        await expectDomainError(.permissionDenied) {
+            _ = try await f.accounts.updateUser(id: id, changes: .init(isActive: true), expectedVersion: nil, caller: ada)
+        }
+        await expectDomainError(.permissionDenied) { _ = try await f.accounts.createSession(device: "laptop", ttlSeconds: 0, caller: ada) }
+        await expectDomainError(.permissionDenied) {
+            _ = try await f.accounts.listSessions(pageSize: 0, pageToken: "", includeRevoked: false, caller: ada)
+        }
+        #expect(try await f.accounts.user(id: id, caller: admin).isActive == false)
+        _ = try await f.accounts.updateUser(id: id, changes: .init(isActive: true), expectedVersion: nil, caller: admin)
+        #expect(try await f.accounts.currentUser(caller: ada).isActive)
     }
 
     @Test func uniqueEmailAndOneUserPerAccount() async throws {

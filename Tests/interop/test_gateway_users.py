@@ -106,16 +106,24 @@ def test_user_lifecycle(gateway, api):
     updated = users.UpdateUser(m.UpdateUserRequest(user=change, update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
                                                    expected_version=1), metadata=md, timeout=10)
     assert (updated.display_name, updated.email, updated.version) == ("Ada King", created.email, 2)
-    deactivated = users.UpdateUser(m.UpdateUserRequest(user=m.User(id=created.id, is_active=False),
-                                                       update_mask=field_mask_pb2.FieldMask(paths=["is_active"])),
-                                   metadata=md, timeout=10)
+    # Only an admin changes is_active, and an inactive user is refused until an admin reactivates it.
+    deactivate = m.UpdateUserRequest(user=m.User(id=created.id, is_active=False), update_mask=field_mask_pb2.FieldMask(paths=["is_active"]))
+    error = rpc_error(lambda: users.UpdateUser(deactivate, metadata=md, timeout=10))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED and error.details() == "only admins may change is_active"
+    admin = gateway.tokens.metadata("uid-admin", admin=True)
+    deactivated = users.UpdateUser(deactivate, metadata=admin, timeout=10)
     assert not deactivated.is_active and deactivated.version == 3
+    error = rpc_error(lambda: users.GetCurrentUser(m.GetCurrentUserRequest(), metadata=md, timeout=10))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "inactive" in error.details()
+    reactivated = users.UpdateUser(m.UpdateUserRequest(user=m.User(id=created.id, is_active=True), update_mask=field_mask_pb2.FieldMask(paths=["is_active"])),
+                                   metadata=admin, timeout=10)
+    assert reactivated.is_active and reactivated.version == 4
 
     error = rpc_error(lambda: users.UpdateUser(m.UpdateUserRequest(user=m.User(id=created.id), update_mask=field_mask_pb2.FieldMask(paths=["firebase_uid"])),
                                                metadata=md, timeout=10))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "update_mask" in error.details()
 
-    users.DeleteUser(m.DeleteUserRequest(id=created.id, expected_version=3), metadata=md, timeout=10)
+    users.DeleteUser(m.DeleteUserRequest(id=created.id, expected_version=4), metadata=md, timeout=10)
     assert status_of(lambda: users.GetUser(m.GetUserRequest(id=created.id), metadata=md, timeout=10)) == grpc.StatusCode.NOT_FOUND
     assert status_of(lambda: users.GetCurrentUser(m.GetCurrentUserRequest(), metadata=md, timeout=10)) == grpc.StatusCode.NOT_FOUND
 
@@ -184,7 +192,6 @@ def test_callers_cannot_touch_each_others_users_or_sessions(gateway, api):
     session = users.CreateSession(m.CreateSessionRequest(device="Pixel 8"), metadata=alice_md, timeout=10)
     attempts = [
         lambda: users.GetUser(m.GetUserRequest(id=alice.id), metadata=mallory_md, timeout=10),
-        lambda: users.GetUserByEmail(m.GetUserByEmailRequest(email=alice.email), metadata=mallory_md, timeout=10),
         lambda: users.UpdateUser(m.UpdateUserRequest(user=m.User(id=alice.id, display_name="pwned"),
                                                      update_mask=field_mask_pb2.FieldMask(paths=["display_name"])),
                                  metadata=mallory_md, timeout=10),
@@ -195,6 +202,10 @@ def test_callers_cannot_touch_each_others_users_or_sessions(gateway, api):
     ]
     for attempt in attempts:
         assert status_of(attempt) == grpc.StatusCode.PERMISSION_DENIED
+    # Someone else's address is answered as a missing one: the answer does not tell who has an account.
+    for email in [alice.email, "nobody@example.com"]:
+        error = rpc_error(lambda: users.GetUserByEmail(m.GetUserByEmailRequest(email=email), metadata=mallory_md, timeout=10))
+        assert error.code() == grpc.StatusCode.NOT_FOUND and error.details() == f"user with email {email} not found"
     assert users.ListSessions(m.ListSessionsRequest(), metadata=mallory_md, timeout=10).sessions == []
     assert users.GetUser(m.GetUserRequest(id=alice.id), metadata=alice_md, timeout=10) == alice
     # An admin may act on anyone.

@@ -1,5 +1,6 @@
 /// The user and session use cases. Callers act on their own user and sessions; a caller with the `admin`
-/// claim may act on any, and only admins list or count all users.
+/// claim may act on any, and only admins list or count all users. Only admins change `is_active`, and a
+/// caller whose user is inactive is refused (`PERMISSION_DENIED`) here until an admin reactivates it.
 public struct UserAccounts: Sendable {
     public struct Settings: Sendable {
         /// Session lifetime when the caller asks for none, and the most it may ask for.
@@ -94,7 +95,10 @@ public struct UserAccounts: Sendable {
 
     public func user(email: String, caller: Principal) async throws -> User {
         let email = try Email(email)
-        guard let user = try await users.user(email: email) else { throw DomainError.notFound("user with email \(email)") }
+        // Someone else's address is answered as a missing one: the answer must not tell who has an account.
+        guard let user = try await users.user(email: email), caller.isAdmin || user.firebaseUID == caller.uid else {
+            throw DomainError.notFound("user with email \(email)")
+        }
         try authorize(caller, toUse: user)
         return user
     }
@@ -104,6 +108,7 @@ public struct UserAccounts: Sendable {
         guard let user = try await users.user(firebaseUID: caller.uid) else {
             throw DomainError.notFound("the caller's user (create it with CreateUser)")
         }
+        try authorize(caller, toUse: user)
         return user
     }
 
@@ -126,7 +131,10 @@ public struct UserAccounts: Sendable {
             if let email { updated.email = email }
             if let displayName { updated.displayName = displayName }
             if let photoURL { updated.photoURL = photoURL }
-            if let isActive = changes.isActive { updated.isActive = isActive }
+            if let isActive = changes.isActive, isActive != stored.isActive {
+                guard caller.isAdmin else { throw DomainError.permissionDenied("only admins may change is_active") }
+                updated.isActive = isActive
+            }
             updated.version = stored.version + 1
             updated.updatedAt = max(clock.now(), stored.updatedAt)
             let changed = UserField.allCases.filter { field in
@@ -230,9 +238,9 @@ public struct UserAccounts: Sendable {
     }
 
     private func authorize(_ caller: Principal, toUse user: User) throws(DomainError) {
-        guard caller.isAdmin || user.firebaseUID == caller.uid else {
-            throw .permissionDenied("user \(user.id) belongs to another account")
-        }
+        guard !caller.isAdmin else { return }
+        guard user.firebaseUID == caller.uid else { throw .permissionDenied("user \(user.id) belongs to another account") }
+        guard user.isActive else { throw .permissionDenied("user \(user.id) is inactive; an admin can reactivate it") }
     }
 
     private func requireAdmin(_ caller: Principal, _ action: String) throws(DomainError) {
@@ -243,6 +251,7 @@ public struct UserAccounts: Sendable {
         guard let user = try await users.user(firebaseUID: caller.uid) else {
             throw DomainError(.failedPrecondition, "the caller has no user yet: call CreateUser first")
         }
+        try authorize(caller, toUse: user)
         return user
     }
 }
