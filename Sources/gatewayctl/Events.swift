@@ -195,7 +195,10 @@ struct EventCommand: AsyncParsableCommand {
                                 if finished { return }
                             case .heartbeat(let beat)?:
                                 position.state.withLock { state in
-                                    if state.cursor.map({ beat.lastSequence > $0 }) ?? true { state.cursor = beat.lastSequence }
+                                    // 0: no position yet (a non-admin's subscription from now).
+                                    if beat.lastSequence > 0, state.cursor.map({ beat.lastSequence > $0 }) ?? true {
+                                        state.cursor = beat.lastSequence
+                                    }
                                 }
                             case nil:
                                 continue

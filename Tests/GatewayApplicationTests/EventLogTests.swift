@@ -89,7 +89,7 @@ private let admin = Principal(uid: "root", isAdmin: true, expiresAt: 1_900_000_0
             Issue.record("expected a heartbeat, got \(String(describing: first))")
             return
         }
-        #expect(last == 1)
+        #expect(last == 0, "nothing delivered yet, and no start asked for")
         _ = try await log.publish([event(2)], caller: alice)
         guard case .event(let next) = try await subscription.next() else {
             Issue.record("expected the new event")
@@ -106,6 +106,30 @@ private let admin = Principal(uid: "root", isAdmin: true, expiresAt: 1_900_000_0
         guard case .event(let only) = try await mine.next() else { Issue.record("expected an event"); return }
         #expect(only.publisher == "alice")
         guard case .heartbeat = try await mine.next() else { Issue.record("expected a heartbeat"); return }
+    }
+
+    /// A non-admin's heartbeats tell where its own subscription is, never how far the log (everyone's events)
+    /// has grown; an admin's tell the log's position.
+    @Test func heartbeatsShowOnlyAdminsTheLogsPosition() async throws {
+        let log = makeLog()
+        _ = try await log.publish([event(1)], caller: alice)
+        _ = try await log.publish((2...9).map { try event($0) }, caller: bob)
+        func firstHeartbeat(_ caller: Principal, from start: EventLog.Start) async throws -> (events: [Int64], last: Int64?) {
+            var items = try await log.subscribe(filter: EventFilter(), from: start, heartbeat: .milliseconds(100), caller: caller).makeAsyncIterator()
+            var events: [Int64] = []
+            while let item = try await items.next() {
+                switch item {
+                case .event(let event): events.append(event.sequence)
+                case .heartbeat(let last, _): return (events, last)
+                }
+            }
+            return (events, nil)
+        }
+        #expect(try await firstHeartbeat(alice, from: .sequence(1)) == ([1], 1))
+        #expect(try await firstHeartbeat(alice, from: .sequence(3)) == ([], 2))
+        #expect(try await firstHeartbeat(alice, from: .now) == ([], 0))
+        #expect(try await firstHeartbeat(admin, from: .now) == ([], 9))
+        #expect(try await firstHeartbeat(admin, from: .sequence(5)) == ([5, 6, 7, 8, 9], 9))
     }
 
     @Test func cancellingAWaitingSubscriberEndsIt() async throws {

@@ -75,16 +75,21 @@ public struct EventLog: Sendable {
             throw DomainError.invalid("heartbeat_interval", "must be between \(settings.minimumHeartbeat) and \(settings.maximumHeartbeat)")
         }
         let cursor: Int64
+        // What heartbeats may tell a non-admin: positions of this subscription, never the log's own (how far
+        // it has grown says how busy everyone else is).
+        let shown: Int64
         switch start {
         case .sequence(let first):
             guard first >= 1 else { throw DomainError.invalid("from_sequence", "must be at least 1") }
             cursor = first - 1
+            shown = cursor
         case .now:
             cursor = try await store.lastSequence()
+            shown = 0
         }
         return EventSubscription(
             store: store, filter: try visible(filter, to: caller), cursor: cursor, heartbeat: heartbeat, clock: clock,
-            batch: settings.maximumBatch
+            batch: settings.maximumBatch, showsLogPosition: caller.isAdmin ? nil : shown
         )
     }
 
@@ -106,7 +111,9 @@ public struct EventLog: Sendable {
 public struct EventSubscription: AsyncSequence, Sendable {
     public enum Item: Sendable, Hashable {
         case event(RecordedEvent)
-        /// Nothing matched for a heartbeat interval; the log's last sequence number then.
+        /// Nothing matched for a heartbeat interval. `lastSequence`: resuming after it loses and repeats
+        /// nothing. For admins, the log's last sequence number then; for others, the last sequence delivered
+        /// (or the one before the start they asked for; 0 when they asked for none and nothing came yet).
         case heartbeat(lastSequence: Int64, time: UnixTime)
     }
 
@@ -116,15 +123,19 @@ public struct EventSubscription: AsyncSequence, Sendable {
     let heartbeat: Duration
     let clock: any WallClock
     let batch: Int
+    /// Nil: heartbeats show how far the log was scanned (admins). Else where they start for this caller.
+    let showsLogPosition: Int64?
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(subscription: self, cursor: cursor)
+        Iterator(subscription: self, cursor: cursor, delivered: showsLogPosition)
     }
 
     public struct Iterator: AsyncIteratorProtocol {
         let subscription: EventSubscription
         /// Everything up to here has been delivered or skipped by the filter.
         var cursor: Int64
+        /// What a non-admin's heartbeat shows: the last sequence delivered (nil for admins).
+        var delivered: Int64?
         /// Read but not yet delivered, last first (so delivering is a `popLast`).
         var buffered: [RecordedEvent] = []
 
@@ -132,7 +143,10 @@ public struct EventSubscription: AsyncSequence, Sendable {
             var waited: Duration = .zero
             while true {
                 try Task.checkCancellation()
-                if let event = buffered.popLast() { return .event(event) }
+                if let event = buffered.popLast() {
+                    if delivered != nil { delivered = event.sequence }
+                    return .event(event)
+                }
                 let batch = try await subscription.store.read(after: cursor, limit: subscription.batch, filter: subscription.filter)
                 cursor = Swift.max(cursor, batch.scannedThrough)
                 if !batch.events.isEmpty {
@@ -140,7 +154,7 @@ public struct EventSubscription: AsyncSequence, Sendable {
                     continue
                 }
                 if waited >= subscription.heartbeat {
-                    return .heartbeat(lastSequence: cursor, time: subscription.clock.now())
+                    return .heartbeat(lastSequence: delivered ?? cursor, time: subscription.clock.now())
                 }
                 let started = ContinuousClock.now
                 await subscription.store.appends.wait(beyond: cursor, timeout: subscription.heartbeat - waited)
