@@ -46,6 +46,7 @@ public final class ResponseMetadata: Sendable {
         var trailing = Metadata()
         var initialSent = false
         var compress: Bool?
+        var endedByTransport: Status?
     }
 
     private let state = Mutex(State())
@@ -84,5 +85,13 @@ public final class ResponseMetadata: Sendable {
     /// For transports: the trailing metadata set so far.
     public var trailing: Metadata {
         state.withLock { $0.trailing }
+    }
+
+    /// The status the transport ended the call with on its own (a bad request message, the deadline), nil
+    /// when the handler's outcome is the status. Set before the handler is cancelled, so whatever observes
+    /// the call reports what the client was sent, not the cancellation.
+    public var endedByTransport: Status? {
+        get { state.withLock { $0.endedByTransport } }
+        set { state.withLock { $0.endedByTransport = newValue } }
     }
 }

@@ -15,6 +15,7 @@ import Synchronization
 public final class GRPCServer: Service, Sendable {
     private let router: RPCRouter
     private let plainHTTP: (any PlainHTTPHandler)?
+    private let refusals: (any RefusedCallObserver)?
     private let configuration: GRPCServerConfiguration
     private let logger: Logger
     private let group: any EventLoopGroup
@@ -36,12 +37,14 @@ public final class GRPCServer: Service, Sendable {
     }
 
     /// `interceptors` run around every RPC in their scope, the first outermost; `plainHTTP` answers `GET` and
-    /// `HEAD` requests on the same listener; `beforeShutdown` runs when a graceful shutdown begins (mark health
-    /// NOT_SERVING there, so load balancers drain this server first).
+    /// `HEAD` requests on the same listener; `refusals` hears of requests answered before any handler or
+    /// interceptor ran (an unknown method, invalid headers); `beforeShutdown` runs when a graceful shutdown
+    /// begins (mark health NOT_SERVING there, so load balancers drain this server first).
     public init(
         services: [any RPCService],
         interceptors: [ScopedServerInterceptor] = [],
         plainHTTP: (any PlainHTTPHandler)? = nil,
+        refusals: (any RefusedCallObserver)? = nil,
         configuration: GRPCServerConfiguration = .defaults,
         logger: Logger = Logger(label: "gateway.grpc.server"),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -49,6 +52,7 @@ public final class GRPCServer: Service, Sendable {
     ) {
         router = RPCRouter(services: services).intercepted(by: interceptors)
         self.plainHTTP = plainHTTP
+        self.refusals = refusals
         self.beforeShutdown = beforeShutdown
         self.configuration = configuration
         self.logger = logger
@@ -134,6 +138,7 @@ public final class GRPCServer: Service, Sendable {
     private func bind(router: RPCRouter, plainHTTP: (any PlainHTTPHandler)?, handlers: RunningHandlers) async throws -> any Channel {
         let configuration = self.configuration
         let logger = self.logger
+        let refusals = self.refusals
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -144,7 +149,8 @@ public final class GRPCServer: Service, Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         ServerConnectionHandler(
-                            router: router, plainHTTP: plainHTTP, configuration: configuration, logger: logger, handlers: handlers
+                            router: router, plainHTTP: plainHTTP, refusals: refusals, configuration: configuration,
+                            logger: logger, handlers: handlers
                         )
                     )
                 }
@@ -198,4 +204,13 @@ final class RunningHandlers: Sendable {
     func started() { running.add(1, ordering: .relaxed) }
 
     func finished() { running.subtract(1, ordering: .releasing) }
+}
+
+/// Hears of requests the transport answered before any handler or interceptor ran: an unknown service or
+/// method, invalid request headers (content-type, `grpc-timeout`, `grpc-encoding`, metadata). Called on an
+/// event loop: it must not block.
+public protocol RefusedCallObserver: Sendable {
+    /// `path` as the client sent it (`/service/method`, possibly malformed or long); `peer` as in
+    /// ``ServerContext/peer``.
+    func refused(path: String, status: Status, peer: String)
 }

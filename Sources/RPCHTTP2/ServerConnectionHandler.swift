@@ -15,6 +15,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private let router: RPCRouter
     private let plainHTTP: (any PlainHTTPHandler)?
+    private let refusals: (any RefusedCallObserver)?
     private let configuration: GRPCServerConfiguration
     /// Counts the RPC tasks this connection starts, so the server can wait for them at shutdown.
     private let handlers: RunningHandlers
@@ -44,12 +45,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private static let shutdownPingData: UInt64 = 0x6772_7063_6279_6521
 
     init(
-        router: RPCRouter, plainHTTP: (any PlainHTTPHandler)?, configuration: GRPCServerConfiguration, logger: Logger,
-        handlers: RunningHandlers = RunningHandlers()
+        router: RPCRouter, plainHTTP: (any PlainHTTPHandler)?, refusals: (any RefusedCallObserver)? = nil,
+        configuration: GRPCServerConfiguration, logger: Logger, handlers: RunningHandlers = RunningHandlers()
     ) {
         self.handlers = handlers
         self.router = router
         self.plainHTTP = plainHTTP
+        self.refusals = refusals
         self.configuration = configuration
         self.logger = logger
     }
@@ -520,6 +522,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Ends an RPC on the server's initiative (bad message, deadline): the handler is cancelled.
     private func fail(_ rpc: ServerRPC, _ status: Status) {
         guard rpc.phase == .running, !rpc.isPlainHTTP else { return }
+        rpc.responseMetadata?.endedByTransport = status
         rpc.task?.cancel()
         rpc.inbox.finish(RPCError(code: status.code, message: status.message))
         finish(stream: rpc.id, status: status, trailers: [:], message: nil)
@@ -551,6 +554,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func respondEarly(_ rpc: ServerRPC, httpStatus: Int, status: Status, listAcceptedEncodings: Bool = false) {
+        if let refusals {
+            refusals.refused(path: rpc.headerFields.first { $0.0 == ":path" }?.1 ?? "", status: status, peer: peer)
+        }
         var headers = [(":status", String(httpStatus)), ("content-type", "application/grpc"),
                        ("grpc-status", String(status.code.rawValue))]
         if !status.message.isEmpty { headers.append(("grpc-message", GRPCStatusMessage.encode(status.message))) }

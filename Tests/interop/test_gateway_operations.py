@@ -200,3 +200,49 @@ def test_configuration_errors_name_their_source(binaries, tmp_path):
     assert f'{config}: "metrics_port" must be between 0 and 65535, not 70000' in run_failing(
         binaries, tmp_path, GATEWAY_CONFIG=str(config))
     assert "not a loopback address" in run_failing(binaries, tmp_path, "--host", "0.0.0.0")
+
+
+def test_calls_the_transport_ends_are_logged_and_counted_with_the_status_sent(binaries, tmp_path):
+    """A call the transport ends itself (a bad request message) is reported with the status the client got,
+    never CANCELLED (it was 2-7 in 20: the handler's cancellation raced the transport's status); calls refused
+    before any handler (an unknown method, a malformed grpc-timeout) are logged and counted too."""
+    from test_h2_edge_cases import Client, frame
+    metrics_port = free_port()
+    command = [str(binaries / "gateway"), "--data-dir", str(tmp_path / "data"), "--port", "0", "--log-format", "json",
+               "--metrics-port", str(metrics_port)]
+    check = "/grpc.health.v1.Health/Check"
+    bad_messages = {
+        "RESOURCE_EXHAUSTED": bytes([0]) + (5 << 20).to_bytes(4, "big"),  # a length prefix over the 4 MiB limit
+        "INTERNAL": frame(b"\x0a\x01x")[:-1],                               # the stream ends inside the message
+    }
+    with serve(command, env=clean_environment()) as proc:
+        gateway = Gateway(proc, tmp_path / "data")
+        client = Client(proc.port)
+        try:
+            sent = []
+            for _ in range(10):
+                for expected, body in bad_messages.items():
+                    st = client.call(check, body)
+                    sent.append(st.grpc_status)
+                    assert st.grpc_status == getattr(grpc.StatusCode, expected).value[0], client.describe(st.id)
+                st = client.call(check, frame(b"", flag=1))  # compressed without grpc-encoding
+                assert st.grpc_status == grpc.StatusCode.INTERNAL.value[0], client.describe(st.id)
+            unknown = client.call("/grpc.health.v1.Health/Nope", frame(b""))
+            assert unknown.grpc_status == grpc.StatusCode.UNIMPLEMENTED.value[0], client.describe(unknown.id)
+            malformed = client.call(check, frame(b""), extra=[("grpc-timeout", "soon")])
+            assert malformed.grpc_status is not None, client.describe(malformed.id)
+        finally:
+            client.close()
+        lines = rpc_lines(gateway, 32)
+        codes = [(l["metadata"]["rpc.method"], l["metadata"]["rpc.grpc.status_code"]) for l in lines]
+        health = "grpc.health.v1.Health/Check"
+        assert sorted(codes[:30]) == sorted([(health, "RESOURCE_EXHAUSTED")] * 10 + [(health, "INTERNAL")] * 20)
+        malformed_code = next(code for code in ["INTERNAL", "INVALID_ARGUMENT", "UNIMPLEMENTED"]
+                              if getattr(grpc.StatusCode, code).value[0] == malformed.grpc_status)
+        assert codes[30:] == [("grpc.health.v1.Health/Nope", "UNIMPLEMENTED"), (health, malformed_code)]
+        exposition = scrape(metrics_port)
+        assert sample(exposition, "rpc_server_handled_total", rpc_method=health, rpc_grpc_status_code="CANCELLED") is None
+        assert sample(exposition, "rpc_server_handled_total", rpc_method=health, rpc_grpc_status_code="INTERNAL") == \
+            20 + (1 if malformed_code == "INTERNAL" else 0)
+        assert sample(exposition, "rpc_server_handled_total", rpc_method="unknown", rpc_grpc_status_code="UNIMPLEMENTED") == 1
+        assert sample(exposition, "rpc_server_started_total", rpc_method=health) == 32 - 1

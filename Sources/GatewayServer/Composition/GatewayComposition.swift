@@ -134,6 +134,8 @@ public struct GatewayComposition: Sendable {
                 ScopedServerInterceptor(DomainStatusInterceptor(logger: logger), scope: .services(Set(Self.productServices))),
             ],
             plainHTTP: SignedDownloads(library: library),
+            // Calls refused before the interceptors (unknown methods, bad headers): the same line and metrics.
+            refusals: RefusedCallReporter(logger: logger, metrics: metrics),
             configuration: .defaults { $0.host = configuration.host; $0.port = configuration.port },
             logger: logger,
             beforeShutdown: { health.shutDown() }

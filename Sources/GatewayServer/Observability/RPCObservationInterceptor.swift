@@ -1,6 +1,7 @@
 import Logging
 import Metrics
 import RPCCore
+import RPCHTTP2
 import Synchronization
 
 /// What the interceptors inside learn about a call for ``RPCObservationInterceptor`` to report: the caller's
@@ -26,9 +27,11 @@ public enum RPCObservationKey: ContextValueKey {
 ///
 /// The line, at `info`: `rpc.method`, `rpc.grpc.status_code` (the code's name), `rpc.duration_ms`, `net.peer` and,
 /// when a token was verified, `user.id`. Never metadata values, so never a token. The status is the one the
-/// handler's outcome gives (as the transport maps it: an `RPCError`'s code, `CANCELLED` for a cancelled task,
-/// `DEADLINE_EXCEEDED` when that cancellation came from the deadline, `UNKNOWN` for any other error). Calls to
-/// methods that are not registered never reach interceptors, so they are not counted.
+/// client was sent: the transport's when it ended the call itself (a bad request message, the deadline),
+/// else the handler's outcome as the transport maps it (an `RPCError`'s code, `CANCELLED` for a cancelled
+/// task, `DEADLINE_EXCEEDED` when that cancellation came from the deadline, `UNKNOWN` for any other error).
+/// Calls refused before a handler runs (unknown methods, bad headers) never reach interceptors: the
+/// transport reports those (``RPCServerMetrics/refused(_:)``).
 public struct RPCObservationInterceptor: ServerInterceptor {
     private let logger: Logger
     private let metrics: RPCServerMetrics
@@ -72,8 +75,9 @@ public struct RPCObservationInterceptor: ServerInterceptor {
         )
         do {
             try await next(counted, context)
+            code = context.responseMetadata.endedByTransport?.code ?? .ok
         } catch {
-            code = Self.statusCode(for: error, deadline: context.deadline)
+            code = context.responseMetadata.endedByTransport?.code ?? Self.statusCode(for: error, deadline: context.deadline)
             throw error
         }
     }
@@ -88,16 +92,39 @@ public struct RPCObservationInterceptor: ServerInterceptor {
     }
 
     static func line(context: ServerContext, code: StatusCode, elapsed: Duration, userID: String?) -> Logger.Metadata {
+        line(method: context.descriptor.description, code: code, elapsed: elapsed, peer: context.peer, userID: userID)
+    }
+
+    static func line(method: String, code: StatusCode, elapsed: Duration, peer: String, userID: String?) -> Logger.Metadata {
         let (seconds, attoseconds) = elapsed.components
         let milliseconds = (Double(seconds) * 1_000 + Double(attoseconds) / 1e15)
         var metadata: Logger.Metadata = [
-            "rpc.method": "\(context.descriptor)",
+            "rpc.method": "\(method)",
             "rpc.grpc.status_code": "\(code)",
             "rpc.duration_ms": .stringConvertible((milliseconds * 1_000).rounded() / 1_000),
-            "net.peer": "\(context.peer)",
+            "net.peer": "\(peer)",
         ]
         if let userID { metadata["user.id"] = "\(userID)" }
         return metadata
+    }
+}
+
+/// The same log line and metrics for calls the transport refused before any interceptor ran (an unknown
+/// method, invalid headers), so that they are not invisible: `rpc.method` is the path the client sent, cut to
+/// 100 bytes; the metrics count it under its method, or `unknown`.
+public struct RefusedCallReporter: RefusedCallObserver {
+    private let logger: Logger
+    private let metrics: RPCServerMetrics
+
+    public init(logger: Logger, metrics: RPCServerMetrics) {
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    public func refused(path: String, status: Status, peer: String) {
+        metrics.refused(path: path, code: status.code)
+        let method = Status.excerpt(path.first == "/" ? path.dropFirst() : Substring(path))
+        logger.info("rpc", metadata: RPCObservationInterceptor.line(method: method, code: status.code, elapsed: .zero, peer: peer, userID: nil))
     }
 }
 

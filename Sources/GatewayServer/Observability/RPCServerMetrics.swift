@@ -14,7 +14,8 @@ import Synchronization
 ///   `rpc_server_request_bytes_total`, `rpc_server_response_bytes_total` (all `{rpc_method}`): messages as
 ///   handlers read and write them, so bytes are serialized message bytes before compression and framing.
 ///
-/// Labels come only from registered methods, so their number is bounded. The methods given at init get their
+/// Labels come only from registered methods (and `unknown`, for refused calls to other paths), so their number
+/// is bounded. The methods given at init get their
 /// handles then, and a call finds them without taking a lock (a process-wide lock on every RPC serialises
 /// the event loops); a handled counter is made on its code's first use, once (an atomic reference), so codes
 /// never returned add no series. Methods not given at init take the slower, locked path.
@@ -76,6 +77,8 @@ public final class RPCServerMetrics: Sendable {
     private let factory: any MetricsFactory
     private let known: [String: Method]
     private let others = Mutex<[String: Method]>([:])
+    /// Refused calls to paths that name no registered method: a client's path never becomes a label.
+    private let unknown: Method
 
     /// Metrics made by `factory`: the bootstrapped one by default (a no-op until `main` bootstraps one).
     /// `methods` (the server's registered methods) get their handles now.
@@ -86,6 +89,15 @@ public final class RPCServerMetrics: Sendable {
             known[method.description] = Method(name: method.description, factory: factory)
         }
         self.known = known
+        unknown = Method(name: "unknown", factory: factory)
+    }
+
+    /// A call the transport refused before any handler ran (``RefusedCallObserver``): counted as started and
+    /// handled under its method when `path` names a registered one, else under `rpc_method="unknown"`.
+    public func refused(path: String, code: StatusCode) {
+        let method = path.first == "/" ? known[String(path.dropFirst())] ?? unknown : unknown
+        method.started.increment()
+        method.handled(code).increment()
     }
 
     func method(_ descriptor: MethodDescriptor) -> Method {
