@@ -122,3 +122,22 @@ def moto():
     from gateway_fixtures import run_moto
     with run_moto() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def testing_pb(tmp_path_factory):
+    """grpc.testing stubs under a module path that does not collide with the `grpc` package."""
+    from grpc_tools import protoc
+    out = tmp_path_factory.mktemp("testing_pb")
+    pkg = out / "src/proto/grpc/testing"
+    pkg.mkdir(parents=True)
+    for name in ["test", "messages", "empty"]:
+        text = (pathlib.Path("/usr/share/grpc-proto") / f"grpc/testing/{name}.proto").read_text()
+        (pkg / f"{name}.proto").write_text(text.replace('import "grpc/testing/', 'import "src/proto/grpc/testing/'))
+    for d in [out / "src", out / "src/proto", out / "src/proto/grpc", pkg]:
+        (d / "__init__.py").touch()
+    files = [f"src/proto/grpc/testing/{n}.proto" for n in ["test", "messages", "empty"]]
+    assert protoc.main(["protoc", f"-I{out}", f"--python_out={out}", f"--grpc_python_out={out}", *files]) == 0
+    sys.path.insert(0, str(out))
+    from src.proto.grpc.testing import messages_pb2, test_pb2_grpc
+    return messages_pb2, test_pb2_grpc

@@ -54,3 +54,35 @@ def test_our_interop_client_against_the_go_server(binaries, interop_peers):
     with serve([interop_peers["INTEROP_GO_SERVER"], f"--port={port}"], port=port):
         for case in CASES:
             run([str(binaries / "interop-client"), "--server_port", str(port), "--test_case", case])
+
+
+def test_grpcio_gzip_both_ways(interop_server, testing_pb):
+    """Compression with a peer we did not write (grpcio, C-core's zlib): gzip requests the server must see as
+    compressed (`expect_compressed` makes it check), and gzip responses grpcio must inflate, unary and
+    streaming."""
+    import grpc
+    messages, services = testing_pb
+    yes = messages.BoolValue(value=True)
+    with grpc.insecure_channel(f"127.0.0.1:{interop_server.port}", compression=grpc.Compression.Gzip) as channel:
+        stub = services.TestServiceStub(channel)
+        body = bytes(271_828)  # zeros: compresses, so the compressed path is taken both ways
+        response = stub.UnaryCall(messages.SimpleRequest(
+            response_size=314_159, payload=messages.Payload(body=body), expect_compressed=yes, response_compressed=yes),
+            timeout=30)
+        assert len(response.payload.body) == 314_159
+
+        def requests():
+            for size in [27_182, 8, 1_828, 45_904]:
+                yield messages.StreamingInputCallRequest(payload=messages.Payload(body=bytes(size)), expect_compressed=yes)
+
+        assert stub.StreamingInputCall(requests(), timeout=30).aggregated_payload_size == 74_922
+        sizes = [31_415, 9, 2_653, 58_979]
+        responses = stub.StreamingOutputCall(messages.StreamingOutputCallRequest(response_parameters=[
+            messages.ResponseParameters(size=size, compressed=yes) for size in sizes]), timeout=30)
+        assert [len(r.payload.body) for r in responses] == sizes
+    # Without compression on the channel the server's check fails: the test above really was compressed.
+    with grpc.insecure_channel(f"127.0.0.1:{interop_server.port}") as channel:
+        with pytest.raises(grpc.RpcError) as plain:
+            services.TestServiceStub(channel).UnaryCall(messages.SimpleRequest(
+                response_size=1, payload=messages.Payload(body=bytes(10)), expect_compressed=yes), timeout=30)
+        assert plain.value.code() == grpc.StatusCode.INVALID_ARGUMENT
