@@ -14,6 +14,9 @@ public struct GRPCServerConfiguration: Sendable {
     public var connectionWindowSize: Int32 = 16 << 20
     /// A writer waits while more than this many response bytes of its stream wait to be sent.
     public var streamSendBufferSize = 1 << 20
+    /// A plain HTTP response (``PlainHTTPHandler``) whose peer takes none of its bytes for between one and two
+    /// of these is reset, releasing what its body holds (a download link's open file).
+    public var plainHTTPStallTimeout: Duration = .seconds(30)
     /// Compress responses with what the client accepts (gzip preferred) unless a handler says otherwise.
     public var compressResponses = false
     public var keepalive = Keepalive()

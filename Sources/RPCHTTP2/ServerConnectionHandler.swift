@@ -227,6 +227,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func streamClosed(stream: Int32, errorCode: UInt32) {
         guard let rpc = streams.removeValue(forKey: stream) else { return }
+        rpc.stallCheck?.cancel()
         if rpc.phase == .running {
             // gRPC PROTOCOL-HTTP2.md, "Client Cancellation": the client reset the stream (or the connection is going): cancel the handler.
             let code: StatusCode = errorCode == NGHTTP2Session.ErrorCode.cancel.rawValue || errorCode == 0 ? .cancelled : .internal
@@ -250,6 +251,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let written = rpc.outbox.drain(into: buffer)
         if written > 0 {
             rpc.gate?.drained(written)
+            if rpc.isPlainHTTP { rpc.plainSent += written }
             // Like grpc-go: sending data forgives earlier pings (clients ping to probe bandwidth while
             // data flows).
             pingStrikes = 0
@@ -415,6 +417,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let allocator = context.channel.allocator
         let logger = self.logger
         let handlers = self.handlers
+        let stallTimeout = TimeAmount(configuration.plainHTTPStallTimeout)
+        rpc.stallCheck = loop.scheduleRepeatedTask(initialDelay: stallTimeout, delay: stallTimeout) { _ in
+            handler.value.checkPlainProgress(stream: id)
+        }
         handlers.started()
         rpc.task = Task {
             defer { handlers.finished() }
@@ -454,6 +460,22 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         rpc.phase = .done
         rpc.plainBodyEnded = true
         session.resumeData(stream: stream)
+        scheduleFlush()
+    }
+
+    /// A plain response whose peer took none of its bytes since the last check while some wait is reset, so
+    /// that what its body holds (an open file) is released; requests need no token, so a peer that never
+    /// reads must not pin a file descriptor per stream until it disconnects.
+    private func checkPlainProgress(stream: Int32) {
+        guard let rpc = streams[stream] else { return }
+        defer { rpc.plainSentAtCheck = rpc.plainSent }
+        guard rpc.phase == .running, rpc.plainSent == rpc.plainSentAtCheck, !rpc.outbox.isEmpty else { return }
+        logger.debug("plain HTTP response reset: the peer took none of it", metadata: [
+            "stall": "\(configuration.plainHTTPStallTimeout)",
+        ])
+        rpc.stallCheck?.cancel()
+        rpc.abandon(RPCError(code: .cancelled, message: "the peer stopped reading the response"))
+        session.resetStream(stream, code: .cancel)
         scheduleFlush()
     }
 
@@ -651,6 +673,10 @@ final class ServerRPC {
     var plainBodyEnded = false
     var task: Task<Void, Never>?
     var deadlineTimer: Scheduled<Void>?
+    /// A plain HTTP body's bytes handed to nghttp2, and that count at the last stall check.
+    var plainSent = 0
+    var plainSentAtCheck = 0
+    var stallCheck: RepeatedTask?
 
     init(id: Int32, maxMessageSize: Int) {
         self.id = id

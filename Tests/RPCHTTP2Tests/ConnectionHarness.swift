@@ -28,13 +28,17 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
     /// DATA frame payloads are cut to this size, to split messages across frames.
     var maxDataChunk = Int.max
     var goAway: (lastStreamID: Int32, errorCode: UInt32)?
+    /// False: received DATA is never given back, so the server's send window shuts (a client that stops reading).
+    var grantsWindow = true
 
-    init(services: [any RPCService], configuration: GRPCServerConfiguration = .defaults) async throws {
+    init(
+        services: [any RPCService], plainHTTP: (any PlainHTTPHandler)? = nil, configuration: GRPCServerConfiguration = .defaults
+    ) async throws {
         let router = RPCRouter(services: services)
         channel = NIOAsyncTestingChannel()
         try await channel.eventLoop.submit { [channel] in
             try channel.pipeline.syncOperations.addHandler(
-                ServerConnectionHandler(router: router, plainHTTP: nil, configuration: configuration, logger: Logger(label: "test"))
+                ServerConnectionHandler(router: router, plainHTTP: plainHTTP, configuration: configuration, logger: Logger(label: "test"))
             )
         }.get()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
@@ -121,7 +125,7 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
 
     func data(stream: Int32, bytes: UnsafeRawBufferPointer) {
         responses[stream, default: Response()].data += bytes
-        client.consume(stream: stream, bytes: bytes.count)
+        if grantsWindow { client.consume(stream: stream, bytes: bytes.count) }
     }
 
     func dataEnded(stream: Int32) {}

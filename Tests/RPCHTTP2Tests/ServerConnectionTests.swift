@@ -145,6 +145,65 @@ struct ServerConnectionTests {
     }
 }
 
+/// Plain HTTP (download links): a peer that never reads a response must not hold its body (an open file) for
+/// as long as it stays connected.
+@Suite("plain HTTP responses")
+struct PlainHTTPResponseTests {
+    /// A body without end; `released` is set when the server lets go of it.
+    struct EndlessBody: PlainHTTPHandler {
+        final class Holder: Sendable {
+            let released: Flag
+            init(_ released: Flag) { self.released = released }
+            deinit { released.set() }
+        }
+
+        let released: Flag
+
+        func respond(to request: PlainHTTPRequest) async -> PlainHTTPResponse {
+            let holder = Holder(released)
+            return PlainHTTPResponse(status: 200, body: { _ = holder; return [UInt8](repeating: 1, count: 16 << 10) })
+        }
+    }
+
+    @Test func aResponseNobodyReadsIsResetAndItsBodyReleased() async throws {
+        let released = Flag()
+        let h = try await ConnectionHarness(services: [], plainHTTP: EndlessBody(released: released))
+        h.grantsWindow = false
+        let id = try h.request([(":method", "GET"), (":scheme", "http"), (":path", "/x"), (":authority", "test")])
+        try await h.pump { (h.responses[id]?.data.count ?? 0) >= 1 << 20 }
+        // The window (the client's 1 MiB) is shut. One check period sees the bytes sent before; the next sees none since: reset.
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(30))
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        #expect(h.responses[id]?.closedWith == nil, "the first check saw progress")
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(30))
+        try await h.pump { h.responses[id]?.closedWith != nil }
+        #expect(h.responses[id]?.closedWith == NGHTTP2Session.ErrorCode.cancel.rawValue)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !released.isSet, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(released.isSet, "the body (and what it holds) is let go")
+    }
+
+    @Test func aResponseReadSlowlyIsNotReset() async throws {
+        let released = Flag()
+        let h = try await ConnectionHarness(services: [], plainHTTP: EndlessBody(released: released))
+        h.grantsWindow = false
+        let id = try h.request([(":method", "GET"), (":scheme", "http"), (":path", "/x"), (":authority", "test")])
+        // The client's stream window is 1 MiB; nghttp2 sends a WINDOW_UPDATE once half of it was consumed.
+        try await h.pump { (h.responses[id]?.data.count ?? 0) >= 1 << 20 }
+        for _ in 1...4 {
+            // Some of the window given back each period: progress, however slow.
+            let before = h.responses[id]?.data.count ?? 0
+            h.client.consume(stream: id, bytes: 1 << 19)
+            try await h.pump { (h.responses[id]?.data.count ?? 0) >= before + (1 << 19) }
+            await h.channel.testingEventLoop.advanceTime(by: .seconds(30))
+        }
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        #expect(h.responses[id]?.closedWith == nil)
+        h.reset(stream: id)
+        try await h.pump { h.responses[id]?.closedWith != nil }
+    }
+}
+
 final class Flag: Sendable {
     private let value = Mutex(false)
     var isSet: Bool { value.withLock { $0 } }
