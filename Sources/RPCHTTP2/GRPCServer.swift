@@ -26,6 +26,8 @@ public final class GRPCServer: Service, Sendable {
     private struct State {
         var serverChannel: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
+        /// Open connections by the peer's IP address.
+        var connectionsByAddress: [String: Int] = [:]
         var shuttingDown = false
         var listening = Listening.pending([])
     }
@@ -161,17 +163,29 @@ public final class GRPCServer: Service, Sendable {
 
     private func track(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
-        let accepted = state.withLock { s -> Bool in
-            guard !s.shuttingDown else { return false }
+        let address = channel.remoteAddress?.ipAddress ?? ""
+        let (maxTotal, maxPerAddress) = (configuration.maxConnections, configuration.maxConnectionsPerAddress)
+        let refusal = state.withLock { s -> String? in
+            guard !s.shuttingDown else { return "shutting down" }
+            guard s.connections.count < maxTotal else { return "\(maxTotal) connections are open" }
+            guard s.connectionsByAddress[address, default: 0] < maxPerAddress else {
+                return "\(maxPerAddress) connections from this address are open"
+            }
             s.connections[id] = channel
-            return true
+            s.connectionsByAddress[address, default: 0] += 1
+            return nil
         }
-        guard accepted else {
+        if let refusal {
+            logger.debug("connection refused", metadata: ["net.peer.ip": "\(address)", "reason": "\(refusal)"])
             channel.close(promise: nil)
             return
         }
         channel.closeFuture.whenComplete { [weak self] _ in
-            _ = self?.state.withLock { $0.connections.removeValue(forKey: id) }
+            self?.state.withLock { s in
+                s.connections.removeValue(forKey: id)
+                let left = s.connectionsByAddress[address, default: 1] - 1
+                s.connectionsByAddress[address] = left > 0 ? left : nil
+            }
         }
     }
 

@@ -22,6 +22,19 @@ public struct GRPCServerConfiguration: Sendable {
     public var keepalive = Keepalive()
     /// After a graceful shutdown begins, in-flight RPCs get this long before connections are closed.
     public var shutdownGracePeriod: Duration = .seconds(10)
+    /// Open connections, in all and from one IP address; a connection over either is closed as it is accepted.
+    public var maxConnections = 10_000
+    public var maxConnectionsPerAddress = 1_000
+    /// A connection whose client has not sent its preface and SETTINGS by then is closed (a half-sent preface
+    /// would otherwise hold it forever).
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// A connection without an open stream for this long gets a graceful GOAWAY (grpc-go's
+    /// `MAX_CONNECTION_IDLE`); nil keeps idle connections.
+    public var maxConnectionIdle: Duration? = .seconds(3600)
+    /// A connection this old (±10% jitter) gets a graceful GOAWAY, and is closed `maxConnectionAgeGrace` later
+    /// (grpc-go's `MAX_CONNECTION_AGE` and `_GRACE`, to spread load after scaling); nil: no limit.
+    public var maxConnectionAge: Duration?
+    public var maxConnectionAgeGrace: Duration = .seconds(30)
 
     /// PING policy (grpc/grpc `doc/keepalive.md`): a client pinging more often than `minPingInterval`
     /// earns a strike; beyond `maxPingStrikes` it gets GOAWAY ENHANCE_YOUR_CALM `too_many_pings`.
@@ -30,6 +43,10 @@ public struct GRPCServerConfiguration: Sendable {
         public var maxPingStrikes = 2
         /// Allow pings while no RPC is open (otherwise each one is a strike).
         public var permitWithoutCalls = false
+        /// The server's own pings (grpc-go's `KEEPALIVE_TIME` / `_TIMEOUT`): after `time` without anything from
+        /// the client it sends a PING, and closes the connection when nothing arrives within `timeout`.
+        public var time: Duration = .seconds(7200)
+        public var timeout: Duration = .seconds(20)
 
         public init() {}
     }

@@ -143,6 +143,9 @@ final class NGHTTP2Session {
         }
     }
 
+    /// The peer's connection preface is complete: its first SETTINGS frame arrived.
+    private(set) var receivedSettings = false
+
     var wantsRead: Bool { nghttp2_session_want_read(session) != 0 }
     var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
     var lastProcessedStreamID: Int32 { nghttp2_session_get_last_proc_stream_id(session) }
@@ -249,6 +252,9 @@ final class NGHTTP2Session {
         let hd = frame.pointee.hd
         let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch Int(hd.type) {
+        case Int(NGHTTP2_SETTINGS.rawValue):
+            // The first one ends the peer's connection preface (RFC 9113 §3.4).
+            receivedSettings = true
         case Int(NGHTTP2_HEADERS.rawValue):
             delegate.headersComplete(stream: hd.stream_id, endStream: endStream)
         case Int(NGHTTP2_DATA.rawValue):

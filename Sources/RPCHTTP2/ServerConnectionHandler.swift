@@ -29,6 +29,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var lastPingAt: NIODeadline?
     private var shutdown: ShutdownState = .running
     private var closing = false
+    // Connection lifetime (grpc-go's keepalive.ServerParameters): when the peer last sent anything, since when
+    // no stream has been open (nil while one is), when our keepalive PING went out, and the timers.
+    private var lastReadAt = NIODeadline.now()
+    private var idleSince: NIODeadline? = .now()
+    private var keepalivePingSentAt: NIODeadline?
+    private var lifetimeTimers: [LifetimeTimer: Scheduled<Void>] = [:]
+
+    private enum LifetimeTimer { case handshake, idle, age, keepalive }
 
     private enum ShutdownState {
         case running
@@ -89,11 +97,25 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             context.close(promise: nil)
             return
         }
+        // The loop's clock, which tests can move.
+        lastReadAt = context.eventLoop.now
+        idleSince = lastReadAt
+        schedule(.handshake, in: configuration.handshakeTimeout) { $0.checkHandshake() }
+        if let idle = configuration.maxConnectionIdle { schedule(.idle, in: idle) { $0.checkIdle() } }
+        if let age = configuration.maxConnectionAge {
+            // ±10% so that connections opened together do not all go together (as grpc-go does).
+            schedule(.age, in: age * Double.random(in: 0.9...1.1)) { handler in
+                handler.logger.debug("maximum connection age reached; GOAWAY")
+                handler.beginGracefulShutdown(grace: handler.configuration.maxConnectionAgeGrace)
+            }
+        }
+        schedule(.keepalive, in: configuration.keepalive.time) { $0.checkKeepalive() }
         flush()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        lastReadAt = context.eventLoop.now
         do {
             try buffer.withUnsafeReadableBytes { try session.receive($0) }
         } catch {
@@ -116,6 +138,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let error = RPCError(code: .cancelled, message: "the connection closed")
         for rpc in streams.values { rpc.abandon(error) }
         streams.removeAll()
+        // The timers hold this handler: let it go now, not hours later.
+        for timer in lifetimeTimers.values { timer.cancel() }
+        lifetimeTimers.removeAll()
         context.fireChannelInactive()
     }
 
@@ -181,6 +206,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func beginHeaders(stream: Int32) {
         if streams[stream] == nil {
             streams[stream] = ServerRPC(id: stream, maxMessageSize: configuration.maxReceiveMessageSize)
+            idleSince = nil
         }
     }
 
@@ -227,6 +253,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func streamClosed(stream: Int32, errorCode: UInt32) {
         guard let rpc = streams.removeValue(forKey: stream) else { return }
+        if streams.isEmpty { idleSince = context?.eventLoop.now ?? .now() }
         rpc.stallCheck?.cancel()
         if rpc.phase == .running {
             // gRPC PROTOCOL-HTTP2.md, "Client Cancellation": the client reset the stream (or the connection is going): cancel the handler.
@@ -607,9 +634,61 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
+    // MARK: Connection lifetime (grpc-go keepalive.ServerParameters; grpc/grpc doc/keepalive.md)
+
+    /// Runs `body` on this handler after `delay`, as the connection's `timer` (replacing an earlier one).
+    private func schedule(_ timer: LifetimeTimer, in delay: Duration, _ body: @escaping (ServerConnectionHandler) -> Void) {
+        guard let context else { return }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        lifetimeTimers[timer] = context.eventLoop.scheduleTask(in: TimeAmount(delay)) { body(handler.value) }
+    }
+
+    private func checkHandshake() {
+        guard let context, context.channel.isActive, !session.receivedSettings else { return }
+        logger.debug("no connection preface in time; closing", metadata: ["timeout": "\(configuration.handshakeTimeout)"])
+        context.close(promise: nil)
+    }
+
+    private func checkIdle() {
+        guard shutdown == .running, let context, let idle = configuration.maxConnectionIdle else { return }
+        let now = context.eventLoop.now
+        guard let since = idleSince else { return schedule(.idle, in: idle) { $0.checkIdle() } }
+        let left = since + TimeAmount(idle) - now
+        guard left <= .zero else { return schedule(.idle, in: .nanoseconds(left.nanoseconds)) { $0.checkIdle() } }
+        logger.debug("idle connection; GOAWAY", metadata: ["idle": "\(idle)"])
+        beginGracefulShutdown()
+    }
+
+    /// After `keepalive.time` with nothing from the peer, a PING; nothing back within `keepalive.timeout`
+    /// (an ACK or anything else): the connection is dead, close it.
+    private func checkKeepalive() {
+        guard let context, context.channel.isActive else { return }
+        let keepalive = configuration.keepalive
+        if let sent = keepalivePingSentAt {
+            keepalivePingSentAt = nil
+            if lastReadAt < sent {
+                logger.debug("keepalive PING unanswered; closing", metadata: ["timeout": "\(keepalive.timeout)"])
+                let error = RPCError(code: .unavailable, message: "the connection is dead (keepalive)")
+                for rpc in streams.values { rpc.abandon(error) }
+                context.close(promise: nil)
+                return
+            }
+        }
+        let now = context.eventLoop.now
+        let left = lastReadAt + TimeAmount(keepalive.time) - now
+        guard left <= .zero else { return schedule(.keepalive, in: .nanoseconds(left.nanoseconds)) { $0.checkKeepalive() } }
+        keepalivePingSentAt = now
+        session.submitPing(opaqueData: Self.keepalivePingData)
+        flush()
+        schedule(.keepalive, in: keepalive.timeout) { $0.checkKeepalive() }
+    }
+
+    /// Our keepalive PING (any fixed value: its ACK needs no matching, any read counts).
+    private static let keepalivePingData: UInt64 = 0x6b65_6570_616c_6976
+
     // MARK: Graceful shutdown (gRPC proposal A9; nghttp2_submit_shutdown_notice)
 
-    private func beginGracefulShutdown() {
+    private func beginGracefulShutdown(grace: Duration? = nil) {
         guard shutdown == .running, let session, let context else { return }
         session.submitShutdownNotice()
         session.submitPing(opaqueData: Self.shutdownPingData)
@@ -618,7 +697,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         // No PING ACK within a second: send the final GOAWAY anyway.
         context.eventLoop.scheduleTask(in: .seconds(1)) { handler.value.sendFinalGoAway() }
-        context.eventLoop.scheduleTask(in: TimeAmount(configuration.shutdownGracePeriod)) {
+        context.eventLoop.scheduleTask(in: TimeAmount(grace ?? configuration.shutdownGracePeriod)) {
             handler.value.forceClose()
         }
     }

@@ -149,3 +149,58 @@ struct StorageOptions: ParsableArguments, SettingFlags {
         ]
     }
 }
+
+struct LimitOptions: ParsableArguments, SettingFlags {
+    @Option(help: "Open connections in all; more are closed as they are accepted (env GATEWAY_MAX_CONNECTIONS; default 10000).")
+    var maxConnections: Int?
+
+    @Option(help: "Open connections from one IP address (env GATEWAY_MAX_CONNECTIONS_PER_ADDRESS; default 1000).")
+    var maxConnectionsPerAddress: Int?
+
+    @Option(help: "Concurrent streams per connection, advertised in SETTINGS (env GATEWAY_MAX_CONCURRENT_STREAMS; default 1000).")
+    var maxConcurrentStreams: Int?
+
+    @Option(help: "Largest request message, after decompression too; larger: RESOURCE_EXHAUSTED (env GATEWAY_MAX_RECEIVE_MESSAGE_BYTES; default 4194304).")
+    var maxReceiveMessageBytes: Int?
+
+    @Option(help: "Largest request header list (env GATEWAY_MAX_HEADER_LIST_BYTES; default 16384).")
+    var maxHeaderListBytes: Int?
+
+    @Option(help: "Seconds a new connection has to send its HTTP/2 preface (env GATEWAY_HANDSHAKE_TIMEOUT_SECONDS; default 10).")
+    var handshakeTimeoutSeconds: Int?
+
+    @Option(help: "Seconds without an open stream before a connection gets GOAWAY; 0: never (env GATEWAY_MAX_CONNECTION_IDLE_SECONDS; default 3600).")
+    var maxConnectionIdleSeconds: Int?
+
+    @Option(help: "Seconds (±10%) before a connection gets GOAWAY whatever it does; 0: never (env GATEWAY_MAX_CONNECTION_AGE_SECONDS; default 0).")
+    var maxConnectionAgeSeconds: Int?
+
+    @Option(help: "Seconds an aged connection's calls get to finish (env GATEWAY_MAX_CONNECTION_AGE_GRACE_SECONDS; default 30).")
+    var maxConnectionAgeGraceSeconds: Int?
+
+    @Option(help: "Seconds of silence from a client before the gateway PINGs it (env GATEWAY_KEEPALIVE_TIME_SECONDS; default 7200).")
+    var keepaliveTimeSeconds: Int?
+
+    @Option(help: "Seconds to wait for the answer to that PING before closing (env GATEWAY_KEEPALIVE_TIMEOUT_SECONDS; default 20).")
+    var keepaliveTimeoutSeconds: Int?
+
+    @Option(help: "Largest file UploadFile accepts, in bytes (env GATEWAY_MAX_UPLOAD_BYTES; default 4294967296).")
+    var maxUploadBytes: Int64?
+
+    var flagValues: [String: String?] {
+        [
+            "--max-connections": maxConnections.map { "\($0)" },
+            "--max-connections-per-address": maxConnectionsPerAddress.map { "\($0)" },
+            "--max-concurrent-streams": maxConcurrentStreams.map { "\($0)" },
+            "--max-receive-message-bytes": maxReceiveMessageBytes.map { "\($0)" },
+            "--max-header-list-bytes": maxHeaderListBytes.map { "\($0)" },
+            "--handshake-timeout-seconds": handshakeTimeoutSeconds.map { "\($0)" },
+            "--max-connection-idle-seconds": maxConnectionIdleSeconds.map { "\($0)" },
+            "--max-connection-age-seconds": maxConnectionAgeSeconds.map { "\($0)" },
+            "--max-connection-age-grace-seconds": maxConnectionAgeGraceSeconds.map { "\($0)" },
+            "--keepalive-time-seconds": keepaliveTimeSeconds.map { "\($0)" },
+            "--keepalive-timeout-seconds": keepaliveTimeoutSeconds.map { "\($0)" },
+            "--max-upload-bytes": maxUploadBytes.map { "\($0)" },
+        ]
+    }
+}

@@ -17,9 +17,10 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var auth: AuthOptions
     @OptionGroup var storage: StorageOptions
+    @OptionGroup(title: "Limits") var limits: LimitOptions
 
     func run() async throws {
-        let resolved = try resolveConfiguration([server, data, auth, storage], config: config)
+        let resolved = try resolveConfiguration([server, data, auth, storage, limits], config: config)
         let settings = resolved.settings
         // The only place logging and metrics are bootstrapped.
         LoggingSystem.bootstrap { settings.log.makeHandler(label: $0) }

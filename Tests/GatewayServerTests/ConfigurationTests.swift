@@ -120,7 +120,7 @@ struct ConfigurationTests {
     }
 
     @Test(arguments: [
-        (#"{"prot": 1}"#, "prot", #"gateway.json: unknown key "prot"; known keys: auth, aws, backend, data_dir, host, log, metrics_host, metrics_port, port"#),
+        (#"{"prot": 1}"#, "prot", #"gateway.json: unknown key "prot"; known keys: auth, aws, backend, data_dir, host, limits, log, metrics_host, metrics_port, port"#),
         (#"{"auth": {"project_id": "p"}}"#, "auth.project_id", #"unknown key "auth.project_id"; known keys in "auth": firebase_cert_url"#),
         (#"{"log": {"level": "info", "colour": true}}"#, "log.colour", #"unknown key "log.colour"; known keys in "log": format, level"#),
     ])

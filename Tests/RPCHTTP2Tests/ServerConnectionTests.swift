@@ -145,6 +145,76 @@ struct ServerConnectionTests {
     }
 }
 
+/// How long a connection lives (grpc-go's keepalive.ServerParameters), on the event loop's clock.
+@Suite("connection lifetime limits")
+struct ConnectionLifetimeTests {
+    func harness(_ configure: (inout GRPCServerConfiguration) -> Void) async throws -> ConnectionHarness {
+        var configuration = GRPCServerConfiguration.defaults
+        configure(&configuration)
+        return try await ConnectionHarness(services: [InteropTestService()], configuration: configuration)
+    }
+
+    /// A half-sent preface held the connection forever.
+    @Test func aConnectionWithoutItsPrefaceIsClosed() async throws {
+        let silent = try await harness { $0.handshakeTimeout = .seconds(10) }
+        await silent.channel.testingEventLoop.advanceTime(by: .seconds(9))
+        #expect(silent.channel.isActive)
+        await silent.channel.testingEventLoop.advanceTime(by: .seconds(2))
+        #expect(!silent.channel.isActive)
+
+        let greeted = try await harness { $0.handshakeTimeout = .seconds(10) }
+        try await greeted.pump(until: { false }, timeoutIsFine: true)
+        await greeted.channel.testingEventLoop.advanceTime(by: .seconds(11))
+        #expect(greeted.channel.isActive)
+        try await greeted.close()
+    }
+
+    @Test func anIdleConnectionGetsAGracefulGoAway() async throws {
+        let h = try await harness { $0.maxConnectionIdle = .seconds(60) }
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: ServerConnectionTests.unary), body: ServerConnectionTests().simpleRequest(responseSize: 1))
+        try await h.pump { h.closed(id) }
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(30))
+        let open = try h.request(ConnectionHarness.grpcHeaders(path: ServerConnectionTests.fullDuplex), body: [], end: false)
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        // A stream is open: not idle, however long it lasts.
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(120))
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        #expect(h.goAway == nil)
+        h.send(stream: open, [], end: true)
+        try await h.pump { h.closed(open) }
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(61))
+        try await h.pump { h.goAway != nil }
+        #expect(h.goAway?.errorCode == 0)
+        try await h.close()
+    }
+
+    @Test func anOldConnectionGetsAGracefulGoAway() async throws {
+        let h = try await harness { $0.maxConnectionAge = .seconds(100) }
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(89))
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        #expect(h.goAway == nil)
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(22))  // past the jitter's +10%
+        try await h.pump { h.goAway != nil }
+        #expect(h.goAway?.errorCode == 0)
+        try await h.close()
+    }
+
+    @Test func aPeerThatAnswersNoKeepalivePingIsClosed() async throws {
+        let h = try await harness { $0.keepalive.time = .seconds(60); $0.keepalive.timeout = .seconds(10) }
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        // Quiet for a minute: a PING. The client answers it (nghttp2 ACKs pings): the connection stays.
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(61))
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(11))
+        #expect(h.channel.isActive)
+        // Another quiet minute, and this time the client is silent.
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(61))
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(11))
+        #expect(!h.channel.isActive)
+    }
+}
+
 /// Plain HTTP (download links): a peer that never reads a response must not hold its body (an open file) for
 /// as long as it stays connected.
 @Suite("plain HTTP responses")

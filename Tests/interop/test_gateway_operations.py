@@ -246,3 +246,50 @@ def test_calls_the_transport_ends_are_logged_and_counted_with_the_status_sent(bi
             20 + (1 if malformed_code == "INTERNAL" else 0)
         assert sample(exposition, "rpc_server_handled_total", rpc_method="unknown", rpc_grpc_status_code="UNIMPLEMENTED") == 1
         assert sample(exposition, "rpc_server_started_total", rpc_method=health) == 32 - 1
+
+
+def test_connection_limits_and_the_handshake_timeout(binaries, tmp_path):
+    """--max-connections-per-address closes a connection over the limit as it is accepted; a client that sends
+    half a connection preface is closed after --handshake-timeout-seconds (it used to stay open for good)."""
+    import socket
+    command = [str(binaries / "gateway"), "--data-dir", str(tmp_path / "data"), "--port", "0",
+               "--max-connections-per-address", "2", "--handshake-timeout-seconds", "1"]
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+    def first_bytes(sock, timeout=3.0):
+        sock.settimeout(timeout)
+        try:
+            return sock.recv(1024)
+        except (ConnectionResetError, socket.timeout) as error:
+            return error
+
+    with serve(command, env=clean_environment()) as proc:
+        kept = [socket.create_connection(("127.0.0.1", proc.port)) for _ in range(2)]
+        for sock in kept:
+            sock.sendall(preface)
+            assert first_bytes(sock)[3] == 4, "the server's SETTINGS"
+        third = socket.create_connection(("127.0.0.1", proc.port))
+        answer = first_bytes(third)
+        assert answer == b"" or isinstance(answer, ConnectionResetError), f"closed at once, not {answer!r}"
+        third.close()
+        # Half a preface: closed by the handshake timeout, not kept.
+        for sock in kept:
+            sock.close()
+        time.sleep(0.2)
+        half = socket.create_connection(("127.0.0.1", proc.port))
+        half.sendall(preface[:10])
+        started = time.monotonic()
+        received = b""
+        half.settimeout(5)
+        try:
+            while chunk := half.recv(1024):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - started < 4, "closed by the 1 s handshake timeout"
+        half.close()
+        # The limit counts open connections: with the others closed, a new one is served.
+        again = socket.create_connection(("127.0.0.1", proc.port))
+        again.sendall(preface)
+        assert first_bytes(again)[3] == 4
+        again.close()

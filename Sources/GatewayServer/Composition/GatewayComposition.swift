@@ -16,13 +16,37 @@ public struct GatewayConfiguration: Sendable {
     public var auth: AuthSettings
     /// How long download links last when the caller asks for no lifetime.
     public var defaultLinkLifetimeSeconds: Int64
+    public var limits: GatewaySettings.Limits
 
-    public init(host: String, port: Int, dataDirectory: URL, auth: AuthSettings, defaultLinkLifetimeSeconds: Int64 = 15 * 60) {
+    public init(
+        host: String, port: Int, dataDirectory: URL, auth: AuthSettings, defaultLinkLifetimeSeconds: Int64 = 15 * 60,
+        limits: GatewaySettings.Limits = .init()
+    ) {
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory
         self.auth = auth
         self.defaultLinkLifetimeSeconds = defaultLinkLifetimeSeconds
+        self.limits = limits
+    }
+
+    /// The listener's settings: the address and the limits.
+    var server: GRPCServerConfiguration {
+        .defaults { server in
+            server.host = host
+            server.port = port
+            server.maxConnections = limits.maxConnections
+            server.maxConnectionsPerAddress = limits.maxConnectionsPerAddress
+            server.maxConcurrentStreams = UInt32(limits.maxConcurrentStreams)
+            server.maxReceiveMessageSize = limits.maxReceiveMessageBytes
+            server.maxHeaderListSize = limits.maxHeaderListBytes
+            server.handshakeTimeout = .seconds(limits.handshakeTimeoutSeconds)
+            server.maxConnectionIdle = limits.maxConnectionIdleSeconds > 0 ? .seconds(limits.maxConnectionIdleSeconds) : nil
+            server.maxConnectionAge = limits.maxConnectionAgeSeconds > 0 ? .seconds(limits.maxConnectionAgeSeconds) : nil
+            server.maxConnectionAgeGrace = .seconds(limits.maxConnectionAgeGraceSeconds)
+            server.keepalive.time = .seconds(limits.keepaliveTimeSeconds)
+            server.keepalive.timeout = .seconds(limits.keepaliveTimeoutSeconds)
+        }
     }
 
     public static func isLoopback(_ host: String) -> Bool {
@@ -107,7 +131,10 @@ public struct GatewayComposition: Sendable {
         let library = FileLibrary(
             files: storage.files, blobs: storage.blobs, clock: clock, ids: ids, pageTokens: pageTokens,
             linkSigner: HMACSigner(key: storage.key(for: "download-links")), domainEvents: ProtobufDomainEvents(),
-            settings: .defaults { $0.defaultLinkLifetimeSeconds = configuration.defaultLinkLifetimeSeconds }
+            settings: .defaults {
+                $0.defaultLinkLifetimeSeconds = configuration.defaultLinkLifetimeSeconds
+                $0.maximumFileSize = configuration.limits.maxUploadBytes
+            }
         )
         let health = HealthService()
         // Each service by name too: probes and load balancers may ask for one (grpc/grpc doc/health-checking.md).
@@ -136,7 +163,7 @@ public struct GatewayComposition: Sendable {
             plainHTTP: SignedDownloads(library: library),
             // Calls refused before the interceptors (unknown methods, bad headers): the same line and metrics.
             refusals: RefusedCallReporter(logger: logger, metrics: metrics),
-            configuration: .defaults { $0.host = configuration.host; $0.port = configuration.port },
+            configuration: configuration.server,
             logger: logger,
             beforeShutdown: { health.shutDown() }
         )

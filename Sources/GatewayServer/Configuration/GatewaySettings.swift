@@ -26,6 +26,25 @@ public struct GatewaySettings: Sendable, Equatable {
         public init() {}
     }
 
+    /// What one client, and all of them, may take (README, "Limits"). Durations in seconds; 0 turns the
+    /// idle and age limits off.
+    public struct Limits: Sendable, Equatable {
+        public var maxConnections = 10_000
+        public var maxConnectionsPerAddress = 1_000
+        public var maxConcurrentStreams = 1_000
+        public var maxReceiveMessageBytes = 4 << 20
+        public var maxHeaderListBytes = 16 << 10
+        public var handshakeTimeoutSeconds = 10
+        public var maxConnectionIdleSeconds = 3_600
+        public var maxConnectionAgeSeconds = 0
+        public var maxConnectionAgeGraceSeconds = 30
+        public var keepaliveTimeSeconds = 7_200
+        public var keepaliveTimeoutSeconds = 20
+        public var maxUploadBytes: Int64 = 4 << 30
+
+        public init() {}
+    }
+
     /// Where records, events and blobs live.
     public enum Backend: String, Sendable, CaseIterable {
         /// SQLite and files under the data directory: one gateway, no setup.
@@ -52,6 +71,7 @@ public struct GatewaySettings: Sendable, Equatable {
     public var log = Log()
     public var metrics = Metrics()
     public var auth = AuthSettings()
+    public var limits = Limits()
 
     public init() {}
 
@@ -71,7 +91,7 @@ public struct GatewaySettings: Sendable, Equatable {
     public var gatewayConfiguration: GatewayConfiguration {
         GatewayConfiguration(
             host: host, port: port, dataDirectory: dataDirectoryURL, auth: auth,
-            defaultLinkLifetimeSeconds: backend == .aws ? Int64(s3PresignExpirySeconds) : 15 * 60
+            defaultLinkLifetimeSeconds: backend == .aws ? Int64(s3PresignExpirySeconds) : 15 * 60, limits: limits
         )
     }
 

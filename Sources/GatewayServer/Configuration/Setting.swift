@@ -173,5 +173,17 @@ extension Setting {
         .boolean("auth.firebase_check_revoked", flag: "--firebase-check-revoked", \.auth.checkRevoked),
         .optionalString("auth.firebase_service_account", flag: "--firebase-service-account", \.auth.serviceAccountFile),
         .string("auth.identity_toolkit_url", flag: "--identity-toolkit-url", \.auth.identityToolkitURL),
+        .integer("limits.max_connections", flag: "--max-connections", \.limits.maxConnections, in: 1...1_000_000),
+        .integer("limits.max_connections_per_address", flag: "--max-connections-per-address", \.limits.maxConnectionsPerAddress, in: 1...1_000_000),
+        .integer("limits.max_concurrent_streams", flag: "--max-concurrent-streams", \.limits.maxConcurrentStreams, in: 1...100_000),
+        .integer("limits.max_receive_message_bytes", flag: "--max-receive-message-bytes", \.limits.maxReceiveMessageBytes, in: 1024...(64 << 20)),
+        .integer("limits.max_header_list_bytes", flag: "--max-header-list-bytes", \.limits.maxHeaderListBytes, in: 1024...(1 << 20)),
+        .integer("limits.handshake_timeout_seconds", flag: "--handshake-timeout-seconds", \.limits.handshakeTimeoutSeconds, in: 1...300),
+        .integer("limits.max_connection_idle_seconds", flag: "--max-connection-idle-seconds", \.limits.maxConnectionIdleSeconds, in: 0...31_536_000),
+        .integer("limits.max_connection_age_seconds", flag: "--max-connection-age-seconds", \.limits.maxConnectionAgeSeconds, in: 0...31_536_000),
+        .integer("limits.max_connection_age_grace_seconds", flag: "--max-connection-age-grace-seconds", \.limits.maxConnectionAgeGraceSeconds, in: 0...86_400),
+        .integer("limits.keepalive_time_seconds", flag: "--keepalive-time-seconds", \.limits.keepaliveTimeSeconds, in: 10...31_536_000),
+        .integer("limits.keepalive_timeout_seconds", flag: "--keepalive-timeout-seconds", \.limits.keepaliveTimeoutSeconds, in: 1...3_600),
+        .integer("limits.max_upload_bytes", flag: "--max-upload-bytes", \.limits.maxUploadBytes, in: 0...Int.max),
     ]
 }
