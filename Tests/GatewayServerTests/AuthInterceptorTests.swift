@@ -80,7 +80,7 @@ struct Caller {
             configuration: .init(projectID: LocalAuthority.projectID), idTokenKeys: keys, sessionCookieKeys: keys, clock: clock
         )
         return RPCClient(transport: InProcessTransport(services: [PrincipalEchoService()], interceptors: [
-            ScopedServerInterceptor(AuthInterceptor(verifier: verifier, policy: testPolicy, logger: Logger(label: "test"))),
+            ScopedServerInterceptor(AuthInterceptor(verifier: verifier, policy: testPolicy)),
         ]))
     }
 

@@ -98,7 +98,7 @@ private struct Harness {
         )
         transport = InProcessTransport(services: [Echo.Service()], interceptors: [
             ScopedServerInterceptor(RPCObservationInterceptor(logger: logs.logger, metrics: metrics)),
-            ScopedServerInterceptor(AuthInterceptor(verifier: verifier, policy: Echo.policy, logger: logs.logger)),
+            ScopedServerInterceptor(AuthInterceptor(verifier: verifier, policy: Echo.policy)),
             ScopedServerInterceptor(CallerObservationInterceptor()),
         ])
     }

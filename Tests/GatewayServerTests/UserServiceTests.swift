@@ -43,7 +43,7 @@ private func usersClient(storage: (any UserRepository & SessionRepository)? = ni
     return Gateway_User_V1_UserService.Client(RPCClient(transport: InProcessTransport(
         services: [UserServiceImplementation(accounts: accounts)],
         interceptors: [
-            ScopedServerInterceptor(AuthInterceptor(verifier: verifier, logger: logger)),
+            ScopedServerInterceptor(AuthInterceptor(verifier: verifier)),
             ScopedServerInterceptor(DomainStatusInterceptor(logger: logger)),
         ]
     )))

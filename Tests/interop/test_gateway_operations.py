@@ -137,6 +137,9 @@ def test_one_json_log_line_per_rpc_without_tokens(observed):
         assert isinstance(metadata["rpc.duration_ms"], (int, float)) and 0 <= metadata["rpc.duration_ms"] < 10_000
         assert re.fullmatch(r"ipv4:127\.0\.0\.1:\d+", metadata["net.peer"]), metadata["net.peer"]
     assert [l["metadata"].get("user.id") for l in lines] == ["ops-alice", "ops-alice", None, None]
+    # Why a credential was refused is on the call's own line: one line per refused call, not two.
+    assert [l["metadata"].get("auth.refused") for l in lines] == [None, None, "noCredential", "malformed"]
+    assert not [l for l in json_lines(gateway) if l["message"] == "credential refused"]
 
     stderr = gateway.log()
     for token in tokens:

@@ -1,5 +1,4 @@
 import GatewayApplication
-import Logging
 import RPCCore
 
 /// The verified caller of an RPC, attached to ``ServerContext/values`` by ``AuthInterceptor``.
@@ -22,12 +21,10 @@ extension ServerContext {
 public struct AuthInterceptor: ServerInterceptor {
     private let verifier: any TokenVerifier
     private let policy: AccessPolicy
-    private let logger: Logger
 
-    public init(verifier: any TokenVerifier, policy: AccessPolicy = .gateway, logger: Logger) {
+    public init(verifier: any TokenVerifier, policy: AccessPolicy = .gateway) {
         self.verifier = verifier
         self.policy = policy
-        self.logger = logger
     }
 
     public func intercept(
@@ -52,14 +49,19 @@ public struct AuthInterceptor: ServerInterceptor {
     }
 
     private func authenticate(_ context: ServerContext) async throws(RPCError) -> Principal {
-        let (token, kind) = try Self.credential(in: context.requestMetadata)
+        let token: String, kind: TokenKind
+        do {
+            (token, kind) = try Self.credential(in: context.requestMetadata)
+        } catch {
+            context.values[RPCObservationKey.self]?.credentialRefusal = "noCredential"
+            throw error
+        }
         do {
             return try await verifier.verify(token, kind: kind)
         } catch {
-            var log = logger
-            log[metadataKey: "rpc.method"] = "\(context.descriptor)"
-            log[metadataKey: "peer"] = "\(context.peer)"
-            log.info("credential refused", metadata: ["reason": "\(error.reason.rawValue)"])
+            // The call's own log line says why (`auth.refused`): one line per refused call, not two, so a flood
+            // of bad tokens costs the log no more than a flood of good ones.
+            context.values[RPCObservationKey.self]?.credentialRefusal = error.reason.rawValue
             throw RPCError(code: Self.statusCode(for: error.reason), message: error.message)
         }
     }

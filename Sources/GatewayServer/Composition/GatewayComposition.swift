@@ -144,7 +144,7 @@ public struct GatewayComposition: Sendable {
             services: ["grpc.health.v1.Health"] + Self.productServices,
             files: StandardProtosDescriptors.files + GatewayProtosDescriptors.files
         )
-        let auth = AuthInterceptor(verifier: authentication.verifier, logger: logger)
+        let auth = AuthInterceptor(verifier: authentication.verifier)
         let services: [any RPCService] = [
             health, UserServiceImplementation(accounts: accounts), FileServiceImplementation(library: library),
             EventServiceImplementation(log: events),

@@ -7,14 +7,20 @@ import Synchronization
 /// What the interceptors inside learn about a call for ``RPCObservationInterceptor`` to report: the caller's
 /// user id, known only after authentication, which runs inside.
 public final class RPCObservation: Sendable {
-    private let caller = Mutex<String?>(nil)
+    private let caller = Mutex<(userID: String?, refusal: String?)>((nil, nil))
 
     public init() {}
 
     /// The authenticated caller's uid (the token's `sub`), nil for public methods and refused calls.
     public var userID: String? {
-        get { caller.withLock { $0 } }
-        set { caller.withLock { $0 = newValue } }
+        get { caller.withLock { $0.userID } }
+        set { caller.withLock { $0.userID = newValue } }
+    }
+
+    /// Why the credential was refused (a `TokenVerificationError.Reason`), for the log line's `auth.refused`.
+    public var credentialRefusal: String? {
+        get { caller.withLock { $0.refusal } }
+        set { caller.withLock { $0.refusal = newValue } }
     }
 }
 
@@ -26,7 +32,7 @@ public enum RPCObservationKey: ContextValueKey {
 /// The outermost interceptor: one log line per RPC and the RPC metrics (``RPCServerMetrics``).
 ///
 /// The line, at `info`: `rpc.method`, `rpc.grpc.status_code` (the code's name), `rpc.duration_ms`, `net.peer` and,
-/// when a token was verified, `user.id`. Never metadata values, so never a token. The status is the one the
+/// when a token was verified, `user.id`, or when it was refused, `auth.refused` (the reason). Never metadata values, so never a token. The status is the one the
 /// client was sent: the transport's when it ended the call itself (a bad request message, the deadline),
 /// else the handler's outcome as the transport maps it (an `RPCError`'s code, `CANCELLED` for a cancelled
 /// task, `DEADLINE_EXCEEDED` when that cancellation came from the deadline, `UNKNOWN` for any other error).
@@ -59,7 +65,9 @@ public struct RPCObservationInterceptor: ServerInterceptor {
             method.active.decrement()
             method.duration.record(duration: elapsed)
             method.handled(code).increment()
-            logger.info("rpc", metadata: Self.line(context: context, code: code, elapsed: elapsed, userID: observation.userID))
+            var line = Self.line(context: context, code: code, elapsed: elapsed, userID: observation.userID)
+            if let refusal = observation.credentialRefusal { line["auth.refused"] = "\(refusal)" }
+            logger.info("rpc", metadata: line)
         }
         let counted = RPCServerStream(
             inbound: stream.inbound.map { message in
