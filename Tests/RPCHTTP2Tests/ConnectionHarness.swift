@@ -28,6 +28,8 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
     /// DATA frame payloads are cut to this size, to split messages across frames.
     var maxDataChunk = Int.max
     var goAway: (lastStreamID: Int32, errorCode: UInt32)?
+    /// PINGs from the server (the client session ACKs them on its next send).
+    var pingsReceived = 0
     /// False: received DATA is never given back, so the server's send window shuts (a client that stops reading).
     var grantsWindow = true
 
@@ -94,6 +96,13 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
 
     func closed(_ stream: Int32) -> Bool { responses[stream]?.closedWith != nil }
 
+    /// Hands the server whatever the client session has queued (e.g. a PING ACK), once.
+    func flushClient() async throws {
+        var out = ByteBuffer()
+        try client.send { out.writeBytes($0) }
+        if out.readableBytes > 0 { try await channel.writeInbound(out) }
+    }
+
     /// Closes the channel, which removes the handler (and so frees the connection's state).
     func close() async throws {
         // Let pending timers (grace periods, delayed closes) run, so nothing stays scheduled.
@@ -153,5 +162,5 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
     }
 
     func pingAckReceived(opaqueData: UInt64) {}
-    func pingReceived() {}
+    func pingReceived() { pingsReceived += 1 }
 }
