@@ -26,7 +26,7 @@ public struct GRPCServerConfiguration: Sendable {
     public var maxConnections = 10_000
     public var maxConnectionsPerAddress = 1_000
     /// A connection whose client has not sent its preface and SETTINGS by then is closed (a half-sent preface
-    /// would otherwise hold it forever).
+    /// would otherwise hold it forever); so is one whose request header block stays unfinished that long.
     public var handshakeTimeout: Duration = .seconds(10)
     /// A connection without an open stream for this long gets a graceful GOAWAY (grpc-go's
     /// `MAX_CONNECTION_IDLE`); nil keeps idle connections.

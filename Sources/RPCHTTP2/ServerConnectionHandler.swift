@@ -35,8 +35,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var idleSince: NIODeadline? = .now()
     private var keepalivePingSentAt: NIODeadline?
     private var lifetimeTimers: [LifetimeTimer: Scheduled<Void>] = [:]
+    /// When the header block under way began (HEADERS without END_HEADERS, awaiting CONTINUATION): nothing
+    /// else may come on the connection until it ends, so one that never ends must not hold it.
+    private var headerBlockStartedAt: NIODeadline?
 
-    private enum LifetimeTimer { case handshake, idle, age, keepalive }
+    private enum LifetimeTimer { case handshake, idle, age, keepalive, headerBlock }
 
     private enum ShutdownState {
         case running
@@ -125,6 +128,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             context.close(promise: nil)
             return
         }
+        // A header block left unfinished by this read (rare: a request's headers normally come in one read).
+        if headerBlockStartedAt != nil, lifetimeTimers[.headerBlock] == nil {
+            schedule(.headerBlock, in: configuration.handshakeTimeout) { $0.checkHeaderBlock() }
+        }
         flush()
     }
 
@@ -204,6 +211,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     // MARK: Session events
 
     func beginHeaders(stream: Int32) {
+        headerBlockStartedAt = context?.eventLoop.now
         if streams[stream] == nil {
             streams[stream] = ServerRPC(id: stream, maxMessageSize: configuration.maxReceiveMessageSize)
             idleSince = nil
@@ -217,6 +225,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard rpc.headerListSize <= configuration.maxHeaderListSize else {
             session.resetStream(stream, code: .frameSizeError)  // as grpc-go internal/transport/http2_server.go does
             rpc.phase = .done
+            // nghttp2 skips the rest of the block without telling us when it ends: stop timing it here.
+            headerBlockStartedAt = nil
             return false
         }
         rpc.headerFields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
@@ -224,6 +234,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func headersComplete(stream: Int32, endStream: Bool) {
+        headerBlockStartedAt = nil
         guard let rpc = streams[stream] else { return }
         if rpc.phase == .headers {
             start(rpc)
@@ -659,6 +670,19 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         beginGracefulShutdown()
     }
 
+    /// A header block (a request's HEADERS and CONTINUATION frames) still unfinished after `handshakeTimeout`:
+    /// the peer is holding the connection (slowloris), close it.
+    private func checkHeaderBlock() {
+        lifetimeTimers[.headerBlock] = nil
+        guard let context, context.channel.isActive, let started = headerBlockStartedAt else { return }
+        let left = started + TimeAmount(configuration.handshakeTimeout) - context.eventLoop.now
+        guard left <= .zero else { return schedule(.headerBlock, in: .nanoseconds(left.nanoseconds)) { $0.checkHeaderBlock() } }
+        logger.debug("a header block unfinished for too long; closing", metadata: ["timeout": "\(configuration.handshakeTimeout)"])
+        let error = RPCError(code: .cancelled, message: "the connection closed")
+        for rpc in streams.values { rpc.abandon(error) }
+        context.close(promise: nil)
+    }
+
     /// After `keepalive.time` with nothing from the peer, a PING; nothing back within `keepalive.timeout`
     /// (an ACK or anything else): the connection is dead, close it.
     private func checkKeepalive() {
@@ -764,6 +788,7 @@ final class ServerRPC {
 
     /// The stream is gone (reset, connection lost, shutdown): stop the handler and its writers.
     func abandon(_ error: RPCError) {
+        stallCheck?.cancel()
         guard phase != .done || task != nil else { return }
         phase = .done
         task?.cancel()

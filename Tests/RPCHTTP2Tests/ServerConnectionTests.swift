@@ -161,12 +161,28 @@ struct ConnectionLifetimeTests {
         #expect(silent.channel.isActive)
         await silent.channel.testingEventLoop.advanceTime(by: .seconds(2))
         #expect(!silent.channel.isActive)
+        try await silent.close()
 
         let greeted = try await harness { $0.handshakeTimeout = .seconds(10) }
         try await greeted.pump(until: { false }, timeoutIsFine: true)
         await greeted.channel.testingEventLoop.advanceTime(by: .seconds(11))
         #expect(greeted.channel.isActive)
         try await greeted.close()
+    }
+
+    /// HEADERS without END_HEADERS, then silence (slowloris): nothing else may come on the connection until
+    /// the block ends, so it is closed after the handshake timeout instead of being held for good.
+    @Test func anUnfinishedHeaderBlockDoesNotHoldTheConnection() async throws {
+        let h = try await harness { $0.handshakeTimeout = .seconds(10) }
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        // Stream 1, flags 0 (no END_HEADERS), a block of static-table entries only (:method POST, :scheme http, :path /).
+        let headers: [UInt8] = [0, 0, 3, 1, 0, 0, 0, 0, 1, 0x83, 0x86, 0x84]
+        try await h.channel.writeInbound(ByteBuffer(bytes: headers))
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(9))
+        #expect(h.channel.isActive)
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(2))
+        #expect(!h.channel.isActive)
+        try await h.close()
     }
 
     @Test func anIdleConnectionGetsAGracefulGoAway() async throws {
@@ -213,6 +229,7 @@ struct ConnectionLifetimeTests {
         await h.channel.testingEventLoop.advanceTime(by: .seconds(61))
         await h.channel.testingEventLoop.advanceTime(by: .seconds(11))
         #expect(!h.channel.isActive)
+        try await h.close()
     }
 }
 
@@ -252,6 +269,7 @@ struct PlainHTTPResponseTests {
         let deadline = ContinuousClock.now + .seconds(5)
         while !released.isSet, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         #expect(released.isSet, "the body (and what it holds) is let go")
+        try await h.close()
     }
 
     @Test func aResponseReadSlowlyIsNotReset() async throws {
@@ -272,6 +290,7 @@ struct PlainHTTPResponseTests {
         #expect(h.responses[id]?.closedWith == nil)
         h.reset(stream: id)
         try await h.pump { h.responses[id]?.closedWith != nil }
+        try await h.close()
     }
 }
 
