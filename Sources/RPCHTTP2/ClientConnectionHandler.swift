@@ -157,16 +157,16 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         streams[stream]?.headerListSize = 0
     }
 
-    func header(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
-        guard let stream = streams[id] else { return true }
+    func header(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> HeaderVerdict {
+        guard let stream = streams[id] else { return .accept }
         stream.headerListSize += name.count + value.count + 32
         guard stream.headerListSize <= configuration.maxHeaderListSize else {
             stream.end(Status(code: .internal, message: "response header list larger than \(configuration.maxHeaderListSize) bytes"), trailers: [:])
             session.resetStream(id, code: .cancel)
-            return false
+            return .refuseStream
         }
         stream.headerFields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-        return true
+        return .accept
     }
 
     func headersComplete(stream id: Int32, endStream: Bool) {

@@ -212,10 +212,16 @@ public final class GRPCServer: Service, Sendable {
 /// How many handler tasks are running, across the server's connections.
 final class RunningHandlers: Sendable {
     private let running = Atomic<Int>(0)
+    private let everStarted = Atomic<Int>(0)
 
     var count: Int { running.load(ordering: .acquiring) }
+    /// Handler tasks started so far.
+    var total: Int { everStarted.load(ordering: .relaxed) }
 
-    func started() { running.add(1, ordering: .relaxed) }
+    func started() {
+        running.add(1, ordering: .relaxed)
+        everStarted.add(1, ordering: .relaxed)
+    }
 
     func finished() { running.subtract(1, ordering: .releasing) }
 }

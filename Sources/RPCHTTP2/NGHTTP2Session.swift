@@ -6,9 +6,8 @@ internal import CNGHTTP2
 protocol NGHTTP2SessionDelegate: AnyObject {
     /// A HEADERS frame starts: request headers (server), response headers or trailers (client).
     func beginHeaders(stream: Int32)
-    /// One header field; returning false resets the stream (with the code from ``NGHTTP2Session/resetStream(_:code:)``
-    /// if the delegate submitted one, INTERNAL_ERROR otherwise).
-    func header(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool
+    /// One header field, and what to do with the rest of its block.
+    func header(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> HeaderVerdict
     /// The header block is complete; `endStream` when it also ends the peer's side of the stream.
     func headersComplete(stream: Int32, endStream: Bool)
     /// DATA payload bytes, valid only during the call.
@@ -27,6 +26,16 @@ protocol NGHTTP2SessionDelegate: AnyObject {
     func pingAckReceived(opaqueData: UInt64)
     /// A PING from the peer (nghttp2 answers it).
     func pingReceived()
+}
+
+/// What a delegate makes of a header field.
+enum HeaderVerdict {
+    case accept
+    /// Reset the stream (with the code from ``NGHTTP2Session/resetStream(_:code:)`` if the delegate submitted
+    /// one, INTERNAL_ERROR otherwise); nghttp2 decodes the rest of the block without calling back.
+    case refuseStream
+    /// End the connection now (GOAWAY ENHANCE_YOUR_CALM), without decoding the rest of the block.
+    case abortConnection
 }
 
 /// One HTTP/2 connection's libnghttp2 session, driven sans-I/O: bytes in through ``receive(_:)``, bytes out
@@ -320,12 +329,21 @@ private func onHeader(
     _ name: UnsafePointer<UInt8>?, _ nameLength: Int, _ value: UnsafePointer<UInt8>?, _ valueLength: Int,
     _ flags: UInt8, _ user: UnsafeMutableRawPointer?
 ) -> Int32 {
-    let accepted = NGHTTP2Session.from(user).delegateForCallbacks.header(
+    let verdict = NGHTTP2Session.from(user).delegateForCallbacks.header(
         stream: frame!.pointee.hd.stream_id,
         name: UnsafeRawBufferPointer(start: name, count: nameLength),
         value: UnsafeRawBufferPointer(start: value, count: valueLength)
     )
-    return accepted ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+    switch verdict {
+    case .accept:
+        return 0
+    case .refuseStream:
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+    case .abortConnection:
+        // GOAWAY first; the callback failure then makes nghttp2_session_mem_recv stop at once and fail.
+        nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+    }
 }
 
 private func onFrameRecv(

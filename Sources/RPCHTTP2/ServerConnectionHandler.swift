@@ -35,6 +35,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var idleSince: NIODeadline? = .now()
     private var keepalivePingSentAt: NIODeadline?
     private var lifetimeTimers: [LifetimeTimer: Scheduled<Void>] = [:]
+    /// Streams opened during the read being processed, whose handler tasks start when it is done.
+    private var pendingLaunches: [ServerRPC] = []
     /// When the header block under way began (HEADERS without END_HEADERS, awaiting CONTINUATION): nothing
     /// else may come on the connection until it ends, so one that never ends must not hold it.
     private var headerBlockStartedAt: NIODeadline?
@@ -128,6 +130,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             context.close(promise: nil)
             return
         }
+        launchPendingHandlers()
         // A header block left unfinished by this read (rare: a request's headers normally come in one read).
         if headerBlockStartedAt != nil, lifetimeTimers[.headerBlock] == nil {
             schedule(.headerBlock, in: configuration.handshakeTimeout) { $0.checkHeaderBlock() }
@@ -218,24 +221,34 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
-    func header(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
-        guard let rpc = streams[stream], rpc.phase == .headers else { return true }
+    func header(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> HeaderVerdict {
+        guard let rpc = streams[stream], rpc.phase == .headers else { return .accept }
         // Counted as gRPC PROTOCOL-HTTP2.md ("Requests") suggests; nghttp2.h leaves the limit to us: name + value + 32 per field.
         rpc.headerListSize += name.count + value.count + 32
         guard rpc.headerListSize <= configuration.maxHeaderListSize else {
-            session.resetStream(stream, code: .frameSizeError)  // as grpc-go internal/transport/http2_server.go does
-            rpc.phase = .done
-            // nghttp2 skips the rest of the block without telling us when it ends: stop timing it here.
-            headerBlockStartedAt = nil
-            return false
+            // Over the SETTINGS_MAX_HEADER_LIST_SIZE we advertise: the stream is reset once its block ends (see
+            // headersComplete), and the connection lives on. Far over it, the block decodes to much more than
+            // it weighs (an HPACK bomb: one large table entry referenced thousands of times, a byte each): stop
+            // decoding and end the connection (RFC 9113 §10.5.1, ENHANCE_YOUR_CALM).
+            rpc.headerFields = []
+            if rpc.headerListSize > 4 * configuration.maxHeaderListSize {
+                logger.debug("header list far over the limit; closing", metadata: ["limit": "\(configuration.maxHeaderListSize)"])
+                return .abortConnection
+            }
+            return .accept
         }
         rpc.headerFields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-        return true
+        return .accept
     }
 
     func headersComplete(stream: Int32, endStream: Bool) {
         headerBlockStartedAt = nil
         guard let rpc = streams[stream] else { return }
+        if rpc.phase == .headers, rpc.headerListSize > configuration.maxHeaderListSize {
+            session.resetStream(stream, code: .frameSizeError)  // as grpc-go internal/transport/http2_server.go does
+            rpc.phase = .done
+            return
+        }
         if rpc.phase == .headers {
             start(rpc)
         }
@@ -406,8 +419,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let inbound = RPCAsyncSequence(wrapping: rpc.inbox)
         let logger = self.logger
         let handlers = self.handlers
-        handlers.started()
-        rpc.task = Task {
+        pendingLaunches.append(rpc)
+        rpc.launch = {
             defer { handlers.finished() }
             var status = Status.ok
             var trailers = Metadata()
@@ -435,6 +448,21 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 handler.value.deadlineExpired(stream: id)
             }
         }
+    }
+
+    /// Starts the handler tasks of the streams this read opened and did not also close. A stream the client
+    /// resets in the same read (the rapid reset attack, CVE-2023-44487: HEADERS then RST_STREAM, over and
+    /// over) so costs its parsing, not a task that runs its interceptors and handler to no one.
+    private func launchPendingHandlers() {
+        guard !pendingLaunches.isEmpty else { return }
+        for rpc in pendingLaunches {
+            guard let launch = rpc.launch else { continue }
+            rpc.launch = nil
+            guard rpc.phase == .running else { continue }
+            handlers.started()
+            rpc.task = Task(operation: launch)
+        }
+        pendingLaunches.removeAll(keepingCapacity: true)
     }
 
     /// A plain HTTP request: the handler's response headers, then its body pulled chunk by chunk under the
@@ -775,6 +803,8 @@ final class ServerRPC {
     /// A plain HTTP body is complete: end the stream once the outbox is drained.
     var plainBodyEnded = false
     var task: Task<Void, Never>?
+    /// Starts the handler (``task``): set up when the request's headers are complete, run at the end of the read.
+    var launch: (@Sendable () async -> Void)?
     var deadlineTimer: Scheduled<Void>?
     /// A plain HTTP body's bytes handed to nghttp2, and that count at the last stall check.
     var plainSent = 0
@@ -789,6 +819,7 @@ final class ServerRPC {
     /// The stream is gone (reset, connection lost, shutdown): stop the handler and its writers.
     func abandon(_ error: RPCError) {
         stallCheck?.cancel()
+        launch = nil
         guard phase != .done || task != nil else { return }
         phase = .done
         task?.cancel()

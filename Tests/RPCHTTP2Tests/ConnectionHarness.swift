@@ -33,14 +33,19 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
     /// False: received DATA is never given back, so the server's send window shuts (a client that stops reading).
     var grantsWindow = true
 
+    /// The server's handler tasks.
+    let handlers = RunningHandlers()
+
     init(
         services: [any RPCService], plainHTTP: (any PlainHTTPHandler)? = nil, configuration: GRPCServerConfiguration = .defaults
     ) async throws {
         let router = RPCRouter(services: services)
         channel = NIOAsyncTestingChannel()
-        try await channel.eventLoop.submit { [channel] in
+        try await channel.eventLoop.submit { [channel, handlers] in
             try channel.pipeline.syncOperations.addHandler(
-                ServerConnectionHandler(router: router, plainHTTP: plainHTTP, configuration: configuration, logger: Logger(label: "test"))
+                ServerConnectionHandler(
+                    router: router, plainHTTP: plainHTTP, configuration: configuration, logger: Logger(label: "test"), handlers: handlers
+                )
             )
         }.get()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
@@ -121,10 +126,10 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
 
     func beginHeaders(stream: Int32) {}
 
-    func header(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+    func header(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> HeaderVerdict {
         responses[stream, default: Response()].pendingHeaders.append(
             (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-        return true
+        return .accept
     }
 
     func headersComplete(stream: Int32, endStream: Bool) {

@@ -145,6 +145,48 @@ struct ServerConnectionTests {
     }
 }
 
+/// HEADERS and RST_STREAM in one read, over and over (the rapid reset attack, CVE-2023-44487): such a stream
+/// must not start its handler, which would run its interceptors and handler for no one.
+@Suite("rapid reset")
+struct RapidResetTests {
+    struct StartRecordingService: RPCService {
+        static let descriptor = MethodDescriptor(service: .init(fullyQualifiedName: "test.Recording"), method: "Wait", kind: .bidirectionalStreaming)
+        let started: Flag
+
+        func registerMethods(with router: inout RPCRouter) {
+            let started = self.started
+            router.register(Self.descriptor) { _, _ in
+                started.set()
+                try await Task.sleep(for: .seconds(30))
+            }
+        }
+    }
+
+    @Test func aStreamResetInTheReadThatOpenedItStartsNoHandler() async throws {
+        let started = Flag()
+        let h = try await ConnectionHarness(services: [StartRecordingService(started: started)])
+        let headers = ConnectionHarness.grpcHeaders(path: "/test.Recording/Wait")
+        try await h.pump(until: { false }, timeoutIsFine: true)  // the connection preface
+        // The client's HEADERS, then its RST_STREAM, handed to the server in one read.
+        let reset = try h.request(headers, body: [], end: false)
+        var read = ByteBuffer()
+        try h.client.send { read.writeBytes($0) }
+        h.reset(stream: reset)
+        try h.client.send { read.writeBytes($0) }
+        try await h.channel.writeInbound(read)
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        #expect(h.closed(reset))
+        #expect(h.handlers.total == 0, "no task was started for it")
+        // A stream that stays open does start its handler.
+        let open = try h.request(headers, body: [], end: false)
+        try await h.pump { started.isSet }
+        #expect(h.handlers.total == 1)
+        h.reset(stream: open)
+        try await h.pump { h.closed(open) }
+        try await h.close()
+    }
+}
+
 /// How long a connection lives (grpc-go's keepalive.ServerParameters), on the event loop's clock.
 @Suite("connection lifetime limits")
 struct ConnectionLifetimeTests {

@@ -822,6 +822,28 @@ def test_malformed_priority_frames_are_protocol_errors(interop_server, case):
         c.close()
 
 
+def test_a_header_list_far_over_the_limit_ends_the_connection(interop_server):
+    # An HPACK bomb: one 4 KiB header put into the dynamic table, then a request that refers to it 4,000 times
+    # (a byte each: 4 KB on the wire, 16 MB decoded). Over 4x the advertised 16 KiB, decoding stops and the
+    # connection ends with GOAWAY ENHANCE_YOUR_CALM (RFC 9113 §10.5.1); before, nghttp2 decoded all of it for
+    # each such request, and four clients kept the server's two cores busy.
+    import hpack
+    c = Client(interop_server.port)
+    try:
+        encoder = hpack.Encoder()
+        base = [(":method", "POST"), (":scheme", "http"), (":path", TS + "EmptyCall"),
+                (":authority", f"127.0.0.1:{interop_server.port}"), ("content-type", "application/grpc"), ("te", "trailers")]
+        first = encoder.encode(base) + encoder.encode([("x-bomb", "b" * 4000)])
+        c.sock.sendall(raw_frame(1, END_HEADERS | END_STREAM, 101, first))
+        bomb = encoder.encode(base) + bytes([0x80 | 62]) * 4000
+        c.sock.sendall(raw_frame(1, END_HEADERS | END_STREAM, 103, bomb))
+        c.pump(lambda: c.goaway is not None or c.closed, 3.0)
+        goaways = [f for f in c.log.frames if f.type == 7]
+        assert goaways and goaways[-1].error_code == ENHANCE_YOUR_CALM, c.describe()
+    finally:
+        c.close()
+
+
 def test_settings_advertise_max_header_list_size(client):
     # PROTOCOL-HTTP2.md, "Requests" (header size), nghttp2.h: SETTINGS_MAX_HEADER_LIST_SIZE 16384 in the
     # server's first SETTINGS frame (the preface).
