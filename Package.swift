@@ -201,7 +201,7 @@ let package = Package(
             .executableTarget(name: "codec-conformance", dependencies: ["ConformanceProtos", "GatewayProtos", "ProtoRuntime"]),
             // The codec fuzz property (scripts/fuzz), shared by the libFuzzer target and the corpus replay test.
             .target(name: "CodecFuzzing", dependencies: ["ConformanceProtos", "GatewayProtos", "StandardProtos", "ProtoRuntime", "ProtoCodegen"]),
-            .executableTarget(name: "codec-fuzz", dependencies: ["CodecFuzzing", "AWSAdapters"]),
+            .executableTarget(name: "codec-fuzz", dependencies: ["CodecFuzzing", "AWSAdapters", "RPCHTTP2", "FirebaseAuth"]),
             // Codec throughput, printed next to upb and swift-protobuf by scripts/bench-codec.
             .executableTarget(name: "codec-bench", dependencies: ["GatewayProtos", "StandardProtos", "ProtoRuntime"]),
 
@@ -230,14 +230,18 @@ let package = Package(
             .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
             .testTarget(name: "LoadGeneratorTests", dependencies: ["LoadGenerator"]),
             .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "CurlHTTP", .product(name: "NIOPosix", package: "swift-nio"), "GatewayApplication", "MemoryAdapters", "GatewayProtos", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]),
-            .testTarget(name: "FirebaseAuthTests", dependencies: ["FirebaseAuth", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"]),
+            .testTarget(
+                name: "FirebaseAuthTests", dependencies: ["FirebaseAuth", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"],
+                resources: [.copy("FuzzCorpus")]
+            ),
             .testTarget(
                 name: "RPCHTTP2Tests",
                 dependencies: [
                     "RPCHTTP2", "RPCCore", "StandardProtos", "StandardServices", "InteropTesting",
                     .product(name: "NIOCore", package: "swift-nio"),
                     .product(name: "NIOEmbedded", package: "swift-nio"),
-                ]
+                ],
+                resources: [.copy("FuzzCorpus")]
             ),
         ],
     swiftLanguageModes: [.v6]

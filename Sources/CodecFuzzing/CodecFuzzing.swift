@@ -7,7 +7,8 @@ import StandardProtos
 /// The property the codec fuzzer checks on arbitrary bytes: decoding (binary or JSON) either throws or yields
 /// a message that re-encodes stably. Anything else (a crash, a sanitizer report, a failed check) is a bug.
 public enum CodecFuzzing {
-    /// Message types under test; the input's first byte picks one.
+    /// Message types under test, every request the gateway decodes among them; the input's first byte
+    /// picks one. (Append new ones: the corpus files' first bytes select by position.)
     static let types: [any ProtoMessage.Type] = [
         Conformance_V1_AllTypes.self,
         Grpc_Testing_SimpleRequest.self,
@@ -15,6 +16,25 @@ public enum CodecFuzzing {
         Gateway_User_V1_UpdateUserRequest.self,
         Gateway_File_V1_UploadFileRequest.self,
         Gateway_Event_V1_SubscribeRequest.self,
+        Gateway_User_V1_CreateUserRequest.self,
+        Gateway_User_V1_GetUserRequest.self,
+        Gateway_User_V1_GetUserByEmailRequest.self,
+        Gateway_User_V1_GetCurrentUserRequest.self,
+        Gateway_User_V1_DeleteUserRequest.self,
+        Gateway_User_V1_ListUsersRequest.self,
+        Gateway_User_V1_CountUsersRequest.self,
+        Gateway_User_V1_CreateSessionRequest.self,
+        Gateway_User_V1_ListSessionsRequest.self,
+        Gateway_User_V1_RevokeSessionRequest.self,
+        Gateway_File_V1_DownloadFileRequest.self,
+        Gateway_File_V1_GetFileInfoRequest.self,
+        Gateway_File_V1_ListFilesRequest.self,
+        Gateway_File_V1_DeleteFileRequest.self,
+        Gateway_File_V1_GetDownloadUrlRequest.self,
+        Gateway_Event_V1_PublishEventRequest.self,
+        Gateway_Event_V1_PublishEventsRequest.self,
+        Gateway_Event_V1_ListEventsRequest.self,
+        Grpc_Health_V1_HealthCheckRequest.self,
     ]
 
     /// The codec for types learnt at run time (`gatewayctl call`), on the same schema as the generated code.

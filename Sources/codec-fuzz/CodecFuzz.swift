@@ -1,16 +1,24 @@
 import AWSAdapters
 import CodecFuzzing
+import FirebaseAuth
+import RPCHTTP2
 #if canImport(Glibc)
 import Glibc
 #endif
 
 // Built with `-sanitize=fuzzer` and `-DFUZZING` (scripts/fuzz), this is a libFuzzer target. Built normally, it
-// replays the files given as arguments, e.g. a crash libFuzzer found. `FUZZ_TARGET=aws` fuzzes the decoders of
-// AWS replies instead of the protobuf and JSON ones.
-let fuzzingAWSReplies = getenv("FUZZ_TARGET").map { String(cString: $0) } == "aws"
+// replays the files given as arguments, e.g. a crash libFuzzer found. `FUZZ_TARGET` picks the decoders: `codec`
+// (protobuf and JSON, the default), `aws` (AWS replies), `transport` (gRPC framing, request headers, HTTP/2) or
+// `auth` (bearer tokens).
+let target = getenv("FUZZ_TARGET").map { String(cString: $0) } ?? "codec"
 
 func check(_ bytes: UnsafeRawBufferPointer) {
-    if fuzzingAWSReplies { AWSReplyFuzzing.check(bytes) } else { CodecFuzzing.check(bytes) }
+    switch target {
+    case "aws": AWSReplyFuzzing.check(bytes)
+    case "transport": TransportFuzzing.check(bytes)
+    case "auth": TokenFuzzing.check(bytes)
+    default: CodecFuzzing.check(bytes)
+    }
 }
 
 #if FUZZING
