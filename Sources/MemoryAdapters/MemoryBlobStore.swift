@@ -20,6 +20,16 @@ public final class MemoryBlobStore: BlobStore {
         blobs.withLock { $0[key].map { Int64($0.count) } }
     }
 
+    public func keys(after: BlobKey?, limit: Int) async throws -> [BlobKey] {
+        let sorted = keys.sorted { $0.value < $1.value }
+        return Array(sorted.filter { after == nil || $0.value > after!.value }.prefix(limit))
+    }
+
+    /// Stores `bytes` under `key` directly, as a blob left behind without a record (tests of the sweep).
+    public func storeUnreferenced(_ bytes: [UInt8], as key: BlobKey) {
+        blobs.withLock { $0[key] = bytes }
+    }
+
     public func read(_ key: BlobKey, offset: Int64, length: Int64, chunkSize: Int) async throws -> BlobChunks {
         guard offset >= 0 else { throw DomainError.invalid("offset", "must not be negative") }
         guard length >= 0 else { throw DomainError.invalid("length", "must not be negative") }

@@ -50,6 +50,19 @@ struct Serve: AsyncParsableCommand {
         }
         logger.info("starting", metadata: configuration.summary)
         await gateway.authentication.prefetchKeys()
+        if settings.backend == .embedded {
+            // Blobs a crash or an I/O failure left without a record (see FileLibrary.sweepUnreferencedBlobs),
+            // in the background: serving does not wait for it, and it is safe alongside uploads. On S3 the
+            // bucket may be large and shared by many gateways: there it is not run at every start.
+            Task {
+                do {
+                    let removed = try await gateway.files.sweepUnreferencedBlobs()
+                    if removed > 0 { logger.info("deleted blobs no file referenced", metadata: ["blobs": "\(removed)"]) }
+                } catch {
+                    logger.warning("the sweep of unreferenced blobs failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }

@@ -140,6 +140,27 @@ extension BlobStore {
         #expect(hasher.finalize() == Digest.sha256([]), "a finalized hasher starts over")
     }
 
+    /// The listing the orphan sweep walks: every blob once, in key order, a page at a time.
+    @Test(arguments: BlobStoreAdapter.allCases)
+    func keysListEveryBlobInOrderAPageAtATime(_ adapter: BlobStoreAdapter) async throws {
+        try await adapter.withStore { store, _ in
+            var published: [BlobKey] = []
+            for seed in UInt32(1)...7 {
+                published.append(try await store.uploadAndPublish(BlobTestData.bytes(100 + Int(seed), seed: seed)).key)
+            }
+            var listed: [BlobKey] = []
+            var after: BlobKey?
+            while true {
+                let page = try await store.keys(after: after, limit: 3)
+                #expect(page.count <= 3)
+                listed += page
+                guard page.count == 3, let last = page.last else { break }
+                after = last
+            }
+            #expect(listed == published.sorted { $0.value < $1.value })
+        }
+    }
+
     @Test(arguments: BlobStoreAdapter.allCases)
     func publishingTheSameBytesAgainDeduplicates(_ adapter: BlobStoreAdapter) async throws {
         try await adapter.withStore { store, temporaryFiles in

@@ -136,6 +136,18 @@ private let admin = Principal(uid: "root", isAdmin: true, expiresAt: 1_900_000_0
         }
     }
 
+    /// Bytes a failure left between publishing and recording are swept; referenced ones stay.
+    @Test func theSweepDeletesOnlyUnreferencedBlobs() async throws {
+        let f = Fixture()
+        let (kept, _) = try await f.upload([1, 2, 3], as: alice)
+        let orphan = BlobKey(hash: ContentHash(digest: [UInt8](repeating: 7, count: 32)), fileExtension: "bin")
+        f.blobs.storeUnreferenced([9, 9], as: orphan)
+        #expect(try await f.library.sweepUnreferencedBlobs(batch: 1) == 1)
+        #expect(Set(f.blobs.keys) == [kept.key])
+        #expect(try await f.read(kept.id, as: alice) == [1, 2, 3])
+        #expect(try await f.library.sweepUnreferencedBlobs() == 0)
+    }
+
     @Test func filesAreTheirOwnersUnlessAdmin() async throws {
         let f = Fixture()
         let (file, _) = try await f.upload([1, 2, 3], as: alice)

@@ -107,6 +107,28 @@ def test_an_upload_cut_by_kill_9_leaves_no_partial_blob(binaries, tmp_path, stub
     assert integrity_ok(tmp_path)
 
 
+def test_a_blob_left_without_a_record_is_swept_at_start(binaries, tmp_path, stubs):
+    """Bytes published under their key whose record was never written (a crash or an I/O failure between the
+    two) are deleted when the gateway starts; blobs that records reference stay."""
+    import hashlib
+    m, Stub = stubs["files"]
+    with run_gateway(binaries, tmp_path) as gateway:
+        md = gateway.tokens.metadata("uid-sweep")
+        kept = Stub(gateway.channel).UploadFile(iter([m.UploadFileRequest(header=m.UploadHeader(filename="kept.bin")),
+                                                      m.UploadFileRequest(chunk=b"kept bytes")]), metadata=md, timeout=30)
+    orphan_bytes = b"nobody recorded these"
+    digest = hashlib.sha256(orphan_bytes).hexdigest()
+    orphan = tmp_path / "blobs" / digest[:2] / f"{digest}.bin"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(orphan_bytes)
+    with run_gateway(binaries, tmp_path) as gateway:
+        wait_until(lambda: not orphan.exists(), timeout=30)
+        assert (tmp_path / "blobs" / kept.key).exists()
+        chunks = Stub(gateway.channel).DownloadFile(m.DownloadFileRequest(id=kept.id), metadata=gateway.tokens.metadata("uid-sweep"), timeout=10)
+        assert b"".join(c.chunk for c in chunks if c.WhichOneof("data") == "chunk") == b"kept bytes"
+        wait_until(lambda: "deleted blobs no file referenced" in gateway.log(), timeout=10)
+
+
 def test_acknowledged_user_updates_survive_kill_9(binaries, tmp_path, stubs):
     from google.protobuf import field_mask_pb2
     m, Stub = stubs["users"]

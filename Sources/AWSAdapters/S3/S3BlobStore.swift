@@ -89,6 +89,20 @@ public final class S3BlobStore: BlobStore {
         S3BlobUpload(store: self, spool: try SpoolFile(in: settings.spoolDirectory, threads: threads))
     }
 
+    /// ListObjectsV2 (Amazon S3 API Reference), `start-after` the given key; objects whose names are not
+    /// blob keys are skipped.
+    public func keys(after: BlobKey?, limit: Int) async throws -> [BlobKey] {
+        try await storageErrors {
+            var query = "list-type=2&max-keys=\(max(1, min(limit, 1000)))"
+            if let after { query += "&start-after=\(SigV4Signer.encode(after.value))" }
+            let response = try await client.send(.init(
+                operation: "ListObjectsV2", method: "GET", path: settings.pathStyle ? "/\(settings.bucket)" : "/", query: query
+            ))
+            let document = try XMLDocument(parsing: response.body)
+            return document.root.children("Contents").compactMap { $0.text(at: "Key").flatMap(BlobKey.init(parsing:)) }
+        }
+    }
+
     public func size(of key: BlobKey) async throws -> Int64? {
         try await storageErrors {
             do {

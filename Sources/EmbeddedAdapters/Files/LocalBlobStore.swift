@@ -133,6 +133,26 @@ public final class LocalBlobStore: BlobStore {
         return BlobChunks { try await reader.next() }
     }
 
+    public func keys(after: BlobKey?, limit: Int) async throws -> [BlobKey] {
+        let directory = directory
+        return try await run {
+            var found: [BlobKey] = []
+            // The 256 fan-out folders in order, each one's names sorted: ascending `BlobKey.value`.
+            let firstFolder = after.map { String($0.value.prefix(2)) } ?? "00"
+            let hex = Array("0123456789abcdef")
+            for folder in (0..<256).map({ String([hex[$0 >> 4], hex[$0 & 15]]) }) where folder >= firstFolder {
+                let names = try FileSystem.names(in: "\(directory)/\(folder)").sorted()
+                for name in names {
+                    guard let key = BlobKey(parsing: "\(folder)/\(name)") else { continue }
+                    if let after, key.value <= after.value { continue }
+                    found.append(key)
+                    if found.count == limit { return found }
+                }
+            }
+            return found
+        }
+    }
+
     public func delete(_ key: BlobKey) async throws {
         let path = path(of: key)
         _ = try await run { try FileSystem.removeFile(path) }

@@ -143,6 +143,24 @@ public struct FileLibrary: Sendable {
         if try await files.unpin(key) == 0 { try await deleteBlob(key) }
     }
 
+    /// Deletes the blobs that no record references and no upload holds: what an I/O failure or a crash left
+    /// between publishing an upload's bytes and recording them (or between deleting the last record and its
+    /// blob). Safe while the gateway serves: a deletion goes through `deleteBlob`, which rechecks references
+    /// and holds, and an upload holds its key from before it publishes. Returns how many it deleted.
+    public func sweepUnreferencedBlobs(batch: Int = 1000) async throws -> Int {
+        var removed = 0
+        var after: BlobKey?
+        while true {
+            let keys = try await blobs.keys(after: after, limit: batch)
+            for key in keys where try await files.references(to: key) == 0 {
+                let blobs = blobs
+                if try await files.deleteBlob(key, using: { try await blobs.delete(key) }) { removed += 1 }
+            }
+            guard keys.count == batch, let last = keys.last else { return removed }
+            after = last
+        }
+    }
+
     private func deleteBlob(_ key: BlobKey) async throws {
         let blobs = blobs
         try await files.deleteBlob(key) { try await blobs.delete(key) }

@@ -13,6 +13,10 @@ public protocol BlobStore: Sendable {
     /// Removes the blob (nothing happens when there is none).
     func delete(_ key: BlobKey) async throws
 
+    /// Up to `limit` keys of stored blobs after `after` (nil: from the first), in ascending order of
+    /// `BlobKey.value`; what the store holds that is not a blob (temporary uploads, foreign objects) is left out.
+    func keys(after: BlobKey?, limit: Int) async throws -> [BlobKey]
+
     /// A URL that downloads the blob directly from the store, without a token, for `seconds` (served with
     /// `contentType`, as an attachment named `filename`); nil when the store has none and the gateway serves
     /// its own signed links.

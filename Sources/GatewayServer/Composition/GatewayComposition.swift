@@ -106,6 +106,8 @@ public struct GatewayComposition: Sendable {
     public let authentication: Authentication
     public let server: GRPCServer
     public let health: HealthService
+    /// The file use cases (the orphan sweep runs on them at start).
+    public let files: FileLibrary
 
     /// The services the gateway exists for; every one of their methods needs a token (see ``AccessPolicy``).
     public static let productServices = [
@@ -136,6 +138,7 @@ public struct GatewayComposition: Sendable {
                 $0.maximumFileSize = configuration.limits.maxUploadBytes
             }
         )
+        files = library
         let health = HealthService()
         // Each service by name too: probes and load balancers may ask for one (grpc/grpc doc/health-checking.md).
         for service in Self.productServices { health.setStatus(.serving, forService: service) }
