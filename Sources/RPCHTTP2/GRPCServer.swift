@@ -227,8 +227,9 @@ final class RunningHandlers: Sendable {
 }
 
 /// Hears of requests the transport answered before any handler or interceptor ran: an unknown service or
-/// method, invalid request headers (content-type, `grpc-timeout`, `grpc-encoding`, metadata). Called on an
-/// event loop: it must not block.
+/// method, invalid request headers (content-type, `grpc-timeout`, `grpc-encoding`, metadata), a request
+/// message refused in the same read as the headers (its handler had not started yet). Called on an event
+/// loop: it must not block.
 public protocol RefusedCallObserver: Sendable {
     /// `path` as the client sent it (`/service/method`, possibly malformed or long); `peer` as in
     /// ``ServerContext/peer``.

@@ -390,6 +390,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             authority: head.authority
         )
         rpc.phase = .running
+        rpc.path = head.path
         rpc.inbound = InboundMessages(maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding)
         rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
         rpc.responseMetadata = responseMetadata
@@ -611,6 +612,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private func fail(_ rpc: ServerRPC, _ status: Status) {
         guard rpc.phase == .running, !rpc.isPlainHTTP else { return }
         rpc.responseMetadata?.endedByTransport = status
+        if rpc.launch != nil {
+            // Failed in the read that opened it: its handler never starts, so no interceptor sees the call.
+            rpc.launch = nil
+            refusals?.refused(path: rpc.path, status: status, peer: peer)
+        }
         rpc.task?.cancel()
         rpc.inbox.finish(RPCError(code: status.code, message: status.message))
         finish(stream: rpc.id, status: status, trailers: [:], message: nil)
@@ -803,6 +809,8 @@ final class ServerRPC {
     /// A plain HTTP body is complete: end the stream once the outbox is drained.
     var plainBodyEnded = false
     var task: Task<Void, Never>?
+    /// The request's `:path`, once it runs.
+    var path = ""
     /// Starts the handler (``task``): set up when the request's headers are complete, run at the end of the read.
     var launch: (@Sendable () async -> Void)?
     var deadlineTimer: Scheduled<Void>?
