@@ -187,6 +187,18 @@ struct LimitOptions: ParsableArguments, SettingFlags {
     @Option(help: "Largest file UploadFile accepts, in bytes (env GATEWAY_MAX_UPLOAD_BYTES; default 4294967296).")
     var maxUploadBytes: Int64?
 
+    @Option(help: "Read calls (Get, List, Count, Download, Subscribe) per second per user; 0: no limit (env GATEWAY_READS_PER_SECOND; default 200).")
+    var readsPerSecond: Int?
+
+    @Option(help: "Read calls a user may make at once above that rate (env GATEWAY_READ_BURST; default 400).")
+    var readBurst: Int?
+
+    @Option(help: "Other calls per second per user; 0: no limit (env GATEWAY_WRITES_PER_SECOND; default 50).")
+    var writesPerSecond: Int?
+
+    @Option(help: "Other calls a user may make at once above that rate (env GATEWAY_WRITE_BURST; default 100).")
+    var writeBurst: Int?
+
     var flagValues: [String: String?] {
         [
             "--max-connections": maxConnections.map { "\($0)" },
@@ -201,6 +213,10 @@ struct LimitOptions: ParsableArguments, SettingFlags {
             "--keepalive-time-seconds": keepaliveTimeSeconds.map { "\($0)" },
             "--keepalive-timeout-seconds": keepaliveTimeoutSeconds.map { "\($0)" },
             "--max-upload-bytes": maxUploadBytes.map { "\($0)" },
+            "--reads-per-second": readsPerSecond.map { "\($0)" },
+            "--read-burst": readBurst.map { "\($0)" },
+            "--writes-per-second": writesPerSecond.map { "\($0)" },
+            "--write-burst": writeBurst.map { "\($0)" },
         ]
     }
 }

@@ -161,6 +161,7 @@ public struct GatewayComposition: Sendable {
                 ScopedServerInterceptor(RPCObservationInterceptor(logger: logger, metrics: metrics)),
                 ScopedServerInterceptor(auth),
                 ScopedServerInterceptor(CallerObservationInterceptor(), scope: .services(Set(Self.productServices))),
+                ScopedServerInterceptor(RateLimitInterceptor(settings: configuration.limits.rateLimits), scope: .services(Set(Self.productServices))),
                 ScopedServerInterceptor(DomainStatusInterceptor(logger: logger), scope: .services(Set(Self.productServices))),
             ],
             plainHTTP: SignedDownloads(library: library),

@@ -41,6 +41,18 @@ public struct GatewaySettings: Sendable, Equatable {
         public var keepaliveTimeSeconds = 7_200
         public var keepaliveTimeoutSeconds = 20
         public var maxUploadBytes: Int64 = 4 << 30
+        /// Calls per second and burst per user, by class (RateLimitInterceptor); a rate of 0 turns it off.
+        public var readsPerSecond = 200
+        public var readBurst = 400
+        public var writesPerSecond = 50
+        public var writeBurst = 100
+
+        var rateLimits: RateLimitInterceptor.Settings {
+            var settings = RateLimitInterceptor.Settings()
+            settings.read = .init(perSecond: Double(readsPerSecond), burst: Double(readBurst))
+            settings.write = .init(perSecond: Double(writesPerSecond), burst: Double(writeBurst))
+            return settings
+        }
 
         public init() {}
     }

@@ -185,5 +185,9 @@ extension Setting {
         .integer("limits.keepalive_time_seconds", flag: "--keepalive-time-seconds", \.limits.keepaliveTimeSeconds, in: 10...31_536_000),
         .integer("limits.keepalive_timeout_seconds", flag: "--keepalive-timeout-seconds", \.limits.keepaliveTimeoutSeconds, in: 1...3_600),
         .integer("limits.max_upload_bytes", flag: "--max-upload-bytes", \.limits.maxUploadBytes, in: 0...Int.max),
+        .integer("limits.reads_per_second", flag: "--reads-per-second", \.limits.readsPerSecond, in: 0...1_000_000),
+        .integer("limits.read_burst", flag: "--read-burst", \.limits.readBurst, in: 1...1_000_000),
+        .integer("limits.writes_per_second", flag: "--writes-per-second", \.limits.writesPerSecond, in: 0...1_000_000),
+        .integer("limits.write_burst", flag: "--write-burst", \.limits.writeBurst, in: 1...1_000_000),
     ]
 }
