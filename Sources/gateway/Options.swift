@@ -187,16 +187,16 @@ struct LimitOptions: ParsableArguments, SettingFlags {
     @Option(help: "Largest file UploadFile accepts, in bytes (env GATEWAY_MAX_UPLOAD_BYTES; default 4294967296).")
     var maxUploadBytes: Int64?
 
-    @Option(help: "Read calls (Get, List, Count, Download, Subscribe) per second per user; 0: no limit (env GATEWAY_READS_PER_SECOND; default 200).")
+    @Option(help: "Read calls (Get, List, Count, Download, Subscribe) per second per user; 0: no limit (env GATEWAY_READS_PER_SECOND; default 1000). Admins are not limited.")
     var readsPerSecond: Int?
 
-    @Option(help: "Read calls a user may make at once above that rate (env GATEWAY_READ_BURST; default 400).")
+    @Option(help: "Read calls a user may make at once above that rate (env GATEWAY_READ_BURST; default 2000).")
     var readBurst: Int?
 
-    @Option(help: "Other calls per second per user; 0: no limit (env GATEWAY_WRITES_PER_SECOND; default 50).")
+    @Option(help: "Other calls per second per user; 0: no limit (env GATEWAY_WRITES_PER_SECOND; default 500).")
     var writesPerSecond: Int?
 
-    @Option(help: "Other calls a user may make at once above that rate (env GATEWAY_WRITE_BURST; default 100).")
+    @Option(help: "Other calls a user may make at once above that rate (env GATEWAY_WRITE_BURST; default 1000).")
     var writeBurst: Int?
 
     var flagValues: [String: String?] {

@@ -85,7 +85,9 @@ def test_a_server_stall_shows_in_open_loop_latencies(binaries, tmp_path):
 
 @pytest.fixture(scope="module")
 def gateway(binaries, pb2, tmp_path_factory):
-    with run_gateway(binaries, tmp_path_factory.mktemp("bench-gateway")) as gw:
+    # One user at load-test rates: without the per-user rate limits.
+    with run_gateway(binaries, tmp_path_factory.mktemp("bench-gateway"), "--reads-per-second", "0",
+                     "--writes-per-second", "0") as gw:
         yield gw
 
 

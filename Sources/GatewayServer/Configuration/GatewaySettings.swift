@@ -42,10 +42,10 @@ public struct GatewaySettings: Sendable, Equatable {
         public var keepaliveTimeoutSeconds = 20
         public var maxUploadBytes: Int64 = 4 << 30
         /// Calls per second and burst per user, by class (RateLimitInterceptor); a rate of 0 turns it off.
-        public var readsPerSecond = 200
-        public var readBurst = 400
-        public var writesPerSecond = 50
-        public var writeBurst = 100
+        public var readsPerSecond = 1000
+        public var readBurst = 2000
+        public var writesPerSecond = 500
+        public var writeBurst = 1000
 
         var rateLimits: RateLimitInterceptor.Settings {
             var settings = RateLimitInterceptor.Settings()
