@@ -682,10 +682,21 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     // MARK: Connection lifetime (grpc-go keepalive.ServerParameters; grpc/grpc doc/keepalive.md)
 
     /// Runs `body` on this handler after `delay`, as the connection's `timer` (replacing an earlier one).
-    private func schedule(_ timer: LifetimeTimer, in delay: Duration, _ body: @escaping (ServerConnectionHandler) -> Void) {
+    private func schedule(_ timer: LifetimeTimer, in delay: Duration, _ body: @escaping @Sendable (ServerConnectionHandler) -> Void) {
+        guard let context else { return }
+        schedule(timer, at: context.eventLoop.now + TimeAmount(delay), body)
+    }
+
+    private func schedule(_ timer: LifetimeTimer, at deadline: NIODeadline, _ body: @escaping @Sendable (ServerConnectionHandler) -> Void) {
         guard let context else { return }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        lifetimeTimers[timer] = context.eventLoop.scheduleTask(in: TimeAmount(delay)) { body(handler.value) }
+        lifetimeTimers[timer] = context.eventLoop.scheduleTask(deadline: deadline) { body(handler.value) }
+    }
+
+    /// Ends every call with `error` and closes the connection at once.
+    private func close(abandoning error: RPCError) {
+        for rpc in streams.values { rpc.abandon(error) }
+        context?.close(promise: nil)
     }
 
     private func checkHandshake() {
@@ -698,8 +709,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard shutdown == .running, let context, let idle = configuration.maxConnectionIdle else { return }
         let now = context.eventLoop.now
         guard let since = idleSince else { return schedule(.idle, in: idle) { $0.checkIdle() } }
-        let left = since + TimeAmount(idle) - now
-        guard left <= .zero else { return schedule(.idle, in: .nanoseconds(left.nanoseconds)) { $0.checkIdle() } }
+        let due = since + TimeAmount(idle)
+        guard due <= now else { return schedule(.idle, at: due) { $0.checkIdle() } }
         logger.debug("idle connection; GOAWAY", metadata: ["idle": "\(idle)"])
         beginGracefulShutdown()
     }
@@ -709,12 +720,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private func checkHeaderBlock() {
         lifetimeTimers[.headerBlock] = nil
         guard let context, context.channel.isActive, let started = headerBlockStartedAt else { return }
-        let left = started + TimeAmount(configuration.handshakeTimeout) - context.eventLoop.now
-        guard left <= .zero else { return schedule(.headerBlock, in: .nanoseconds(left.nanoseconds)) { $0.checkHeaderBlock() } }
+        let due = started + TimeAmount(configuration.handshakeTimeout)
+        guard due <= context.eventLoop.now else { return schedule(.headerBlock, at: due) { $0.checkHeaderBlock() } }
         logger.debug("a header block unfinished for too long; closing", metadata: ["timeout": "\(configuration.handshakeTimeout)"])
-        let error = RPCError(code: .cancelled, message: "the connection closed")
-        for rpc in streams.values { rpc.abandon(error) }
-        context.close(promise: nil)
+        close(abandoning: RPCError(code: .cancelled, message: "the connection closed"))
     }
 
     /// After `keepalive.time` with nothing from the peer, a PING; nothing back within `keepalive.timeout`
@@ -726,15 +735,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             keepalivePingSentAt = nil
             if lastReadAt < sent {
                 logger.debug("keepalive PING unanswered; closing", metadata: ["timeout": "\(keepalive.timeout)"])
-                let error = RPCError(code: .unavailable, message: "the connection is dead (keepalive)")
-                for rpc in streams.values { rpc.abandon(error) }
-                context.close(promise: nil)
-                return
+                return close(abandoning: RPCError(code: .unavailable, message: "the connection is dead (keepalive)"))
             }
         }
         let now = context.eventLoop.now
-        let left = lastReadAt + TimeAmount(keepalive.time) - now
-        guard left <= .zero else { return schedule(.keepalive, in: .nanoseconds(left.nanoseconds)) { $0.checkKeepalive() } }
+        let due = lastReadAt + TimeAmount(keepalive.time)
+        guard due <= now else { return schedule(.keepalive, at: due) { $0.checkKeepalive() } }
         keepalivePingSentAt = now
         session.submitPing(opaqueData: Self.keepalivePingData)
         flush()
@@ -772,9 +778,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private func forceClose() {
         guard let context, context.channel.isActive else { return }
         logger.debug("grace period over; closing", metadata: ["rpc.open": "\(streams.count)"])
-        let error = RPCError(code: .unavailable, message: "the server is shutting down")
-        for rpc in streams.values { rpc.abandon(error) }
-        context.close(promise: nil)
+        close(abandoning: RPCError(code: .unavailable, message: "the server is shutting down"))
     }
 
     private static func describe(_ address: SocketAddress?) -> String {
