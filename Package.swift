@@ -65,7 +65,7 @@ let package = Package(
             .target(
                 name: "RPCHTTP2",
                 dependencies: [
-                    "RPCCore", "CNGHTTP2", "CZlib",
+                    "RPCCore", "CNGHTTP2", "CZlib", "OpenSSLTLS",
                     .product(name: "NIOCore", package: "swift-nio"),
                     .product(name: "NIOPosix", package: "swift-nio"),
                     .product(name: "Logging", package: "swift-log"),
@@ -87,6 +87,11 @@ let package = Package(
 
             // Adapters over C libraries: OpenSSL (digests, RSA, certificates).
             .target(name: "OpenSSLCrypto", dependencies: ["COpenSSL"]),
+            // TLS over OpenSSL for NIO channels (an SSL object over memory BIOs), server and client.
+            .target(
+                name: "OpenSSLTLS",
+                dependencies: ["COpenSSL", "OpenSSLCrypto", .product(name: "NIOCore", package: "swift-nio")]
+            ),
             // Firebase ID token / session cookie verification (the TokenVerifier port), and local mode.
             .target(name: "FirebaseAuth", dependencies: ["GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"]),
             // Composition root: configuration, interceptors, service implementations.
@@ -237,7 +242,7 @@ let package = Package(
             .testTarget(
                 name: "RPCHTTP2Tests",
                 dependencies: [
-                    "RPCHTTP2", "RPCCore", "StandardProtos", "StandardServices", "InteropTesting",
+                    "RPCHTTP2", "RPCCore", "StandardProtos", "StandardServices", "InteropTesting", "OpenSSLTLS",
                     .product(name: "NIOCore", package: "swift-nio"),
                     .product(name: "NIOEmbedded", package: "swift-nio"),
                 ],

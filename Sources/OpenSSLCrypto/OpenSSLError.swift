@@ -6,7 +6,7 @@ public struct OpenSSLError: Error, Sendable, CustomStringConvertible {
     public var operation: String
     public var reason: String
 
-    init(_ operation: String) {
+    package init(_ operation: String) {
         self.operation = operation
         var reason = ""
         let code = ERR_get_error()

@@ -17,6 +17,8 @@ public struct ServerContext: Sendable {
     public let requestEncoding: String?
     /// The `:authority` the client addressed (host and port), when the transport has one.
     public let authority: String?
+    /// The client's certificate, verified by the transport against the configured roots (mutual TLS).
+    public let clientCertificate: ClientCertificate?
     /// Values interceptors attached for the handler (e.g. the authenticated principal).
     public var values = ContextValues()
 
@@ -27,9 +29,11 @@ public struct ServerContext: Sendable {
         deadline: ContinuousClock.Instant?,
         responseMetadata: ResponseMetadata = ResponseMetadata(),
         requestEncoding: String? = nil,
-        authority: String? = nil
+        authority: String? = nil,
+        clientCertificate: ClientCertificate? = nil
     ) {
         self.authority = authority
+        self.clientCertificate = clientCertificate
         self.descriptor = descriptor
         self.requestMetadata = requestMetadata
         self.peer = peer
@@ -93,5 +97,18 @@ public final class ResponseMetadata: Sendable {
     public var endedByTransport: Status? {
         get { state.withLock { $0.endedByTransport } }
         set { state.withLock { $0.endedByTransport = newValue } }
+    }
+}
+
+/// A client certificate that the transport verified: who the peer is under mutual TLS.
+public struct ClientCertificate: Sendable, Equatable {
+    /// RFC 2253 form, e.g. `CN=payments,O=Example`.
+    public var subject: String
+    /// `DNS:…`, `URI:…` (e.g. a SPIFFE ID), `email:…`, `IP:…`.
+    public var subjectAlternativeNames: [String]
+
+    public init(subject: String, subjectAlternativeNames: [String]) {
+        self.subject = subject
+        self.subjectAlternativeNames = subjectAlternativeNames
     }
 }

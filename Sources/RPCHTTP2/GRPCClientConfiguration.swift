@@ -1,3 +1,5 @@
+import OpenSSLTLS
+
 /// How an ``HTTP2ClientTransport`` connects and what it allows.
 public struct GRPCClientConfiguration: Sendable {
     /// Largest response message accepted (default 4 MiB); larger: RESOURCE_EXHAUSTED.
@@ -9,6 +11,10 @@ public struct GRPCClientConfiguration: Sendable {
     public var streamSendBufferSize = 1 << 20
     public var connectTimeout: Duration = .seconds(10)
     public var userAgent = "gateway-swift-rpc/0.1"
+    /// TLS (ALPN `h2`); nil: h2c with prior knowledge.
+    public var tls: TLSContext?
+    /// The name sent as SNI and checked against the server's certificate; nil: the host connected to.
+    public var tlsServerName: String?
 
     public init() {}
 

@@ -1,11 +1,12 @@
 import Logging
 import NIOCore
 import NIOPosix
+import OpenSSLTLS
 import RPCCore
 import ServiceLifecycle
 import Synchronization
 
-/// A gRPC server over HTTP/2 (h2c with prior knowledge) for the services in a router.
+/// A gRPC server over HTTP/2 (h2c with prior knowledge, or TLS with ALPN `h2`) for the services in a router.
 ///
 /// Run it in a `ServiceGroup`: a graceful shutdown (SIGTERM/SIGINT) stops accepting connections, sends each
 /// connection GOAWAY (2^31-1) and a PING, then GOAWAY with the last stream it will serve, lets in-flight RPCs
@@ -149,6 +150,11 @@ public final class GRPCServer: Service, Sendable {
             .childChannelInitializer { [weak self] channel in
                 self?.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls = configuration.tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            TLSHandler(context: tls.current, onHandshake: tls.onHandshake)
+                        )
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         ServerConnectionHandler(
                             router: router, plainHTTP: plainHTTP, refusals: refusals, configuration: configuration,

@@ -1,8 +1,12 @@
+import OpenSSLTLS
+
 /// How a ``GRPCServer`` listens and what it allows. Defaults follow gRPC's (the 4 MiB receive limit of
 /// `grpc_types.h` and grpc-go, `doc/keepalive.md`, PROTOCOL-HTTP2.md's header-size advice).
 public struct GRPCServerConfiguration: Sendable {
     public var host: String
     public var port: Int
+    /// TLS (ALPN `h2`) for every connection; nil: h2c with prior knowledge.
+    public var tls: TLSServerCredentials?
     /// Largest request message accepted, after decompression too (default 4 MiB); larger: RESOURCE_EXHAUSTED.
     public var maxReceiveMessageSize = 4 << 20
     /// Largest request header list (name + value + 32 per field), advertised in SETTINGS; larger: RST_STREAM.

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import OpenSSLTLS
 import RPCCore
 import Synchronization
 
@@ -52,7 +53,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         state.withLock { s in
             if let current = s { return current }
             let id = Self.nextID.wrappingAdd(1, ordering: .relaxed).newValue
-            let configuration = self.configuration
+            let (configuration, host) = (self.configuration, self.host)
             let owner = WeakReference(self)
             let future = ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -62,13 +63,23 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
                         let handler = ClientConnectionHandler(configuration: configuration) {
                             owner.value?.forget(connection: id)
                         }
+                        if let tls = configuration.tls {
+                            try channel.pipeline.syncOperations.addHandler(
+                                TLSHandler(context: tls, serverName: configuration.tlsServerName ?? host)
+                            )
+                        }
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }
                 .connect(host: host, port: port)
-                .flatMapThrowing { channel in
-                    let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
-                    return Established(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                .flatMap { channel in
+                    // A TLS connection is established when its handshake is: a failed one fails the connect.
+                    let handshake = try? channel.pipeline.syncOperations.handler(type: TLSHandler.self).handshakeCompleted
+                    let ready = handshake?.map { _ in () } ?? channel.eventLoop.makeSucceededVoidFuture()
+                    return ready.flatMapThrowing {
+                        let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
+                        return Established(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                    }
                 }
             future.whenFailure { _ in owner.value?.forget(connection: id) }
             let connection = Connection(id: id, future: future)
@@ -142,7 +153,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         _ descriptor: MethodDescriptor, metadata: Metadata, options: CallOptions, encoding: MessageEncoding?
     ) -> [(String, String)] {
         var headers = [
-            (":method", "POST"), (":scheme", "http"), (":path", descriptor.path), (":authority", "\(host):\(port)"),
+            (":method", "POST"), (":scheme", configuration.tls == nil ? "http" : "https"), (":path", descriptor.path), (":authority", "\(host):\(port)"),
         ]
         if let timeout = options.timeout { headers.append(("grpc-timeout", GRPCTimeout.format(timeout))) }
         headers += [

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import OpenSSLTLS
 import RPCCore
 import Synchronization
 
@@ -25,6 +26,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var streams: [Int32: ServerRPC] = [:]
     private var flushScheduled = false
     private var peer = "unknown"
+    /// The client's verified certificate, when the connection is TLS and it sent one.
+    private var clientCertificate: ClientCertificate?
     private var pingStrikes = 0
     private var lastPingAt: NIODeadline?
     private var shutdown: ShutdownState = .running
@@ -157,13 +160,23 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is GracefulShutdownEvent {
             beginGracefulShutdown()
+        } else if let tls = event as? TLSConnectionInfo {
+            clientCertificate = tls.peerCertificate.map {
+                ClientCertificate(subject: $0.subject, subjectAlternativeNames: $0.subjectAlternativeNames)
+            }
+            context.fireUserInboundEventTriggered(event)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("connection error", metadata: ["error": "\(error)"])
+        if let tls = error as? TLSError, tls.phase == .handshake {
+            // One line per refused connection (no ALPN h2, an old protocol version, an unknown client CA).
+            logger.info("TLS handshake failed", metadata: ["reason": "\(tls.reason)"])
+        } else {
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+        }
         context.close(promise: nil)
     }
 
@@ -387,7 +400,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let serverContext = ServerContext(
             descriptor: route.descriptor, requestMetadata: head.metadata, peer: peer,
             deadline: deadline, responseMetadata: responseMetadata, requestEncoding: head.encoding?.rawValue,
-            authority: head.authority
+            authority: head.authority, clientCertificate: clientCertificate
         )
         rpc.phase = .running
         rpc.path = head.path

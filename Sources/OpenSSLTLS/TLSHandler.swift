@@ -1,0 +1,223 @@
+import NIOCore
+
+/// TLS for one NIO channel, server or client side: ciphertext in and out of the socket, plaintext to and
+/// from the handlers after it. Writes made before the handshake ends wait for it (HTTP/2 sends its preface and
+/// SETTINGS at once). When the handshake ends, a ``TLSConnectionInfo`` goes down the pipeline as a user
+/// event; a failure goes down as a ``TLSError`` (`errorCaught`) and the channel closes, after the alert.
+///
+/// Backpressure is NIO's: ciphertext is written as the plaintext is, so the channel's writability follows
+/// what waits in the socket, and reads happen only when the handlers after this one ask NIO to read.
+public final class TLSHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case handshaking, open, closed
+    }
+
+    private let connection: TLSConnection
+    private let onHandshake: (@Sendable (Result<TLSConnectionInfo, TLSError>) -> Void)?
+    private var state = State.handshaking
+    /// Plaintext written before the handshake ended, and whether it was flushed.
+    private var waiting: [(ByteBuffer, EventLoopPromise<Void>?)] = []
+    private var flushWaiting = false
+    /// Promises of plaintext already encrypted, completed with the write of the ciphertext that carries it.
+    private var unflushed: [EventLoopPromise<Void>] = []
+    private var handshake: EventLoopPromise<TLSConnectionInfo>?
+    /// Plaintext is handed on in buffers of up to this many bytes (two full TLS records).
+    private static let readChunk = 32 << 10
+
+    /// `serverName` (client side) is sent as SNI and checked against the server's certificate.
+    public init(
+        context: TLSContext, serverName: String? = nil,
+        onHandshake: (@Sendable (Result<TLSConnectionInfo, TLSError>) -> Void)? = nil
+    ) throws {
+        connection = try TLSConnection(context: context, serverName: serverName)
+        self.onHandshake = onHandshake
+    }
+
+    /// Succeeds when the handshake ends, fails with its ``TLSError`` (or when the channel closes before).
+    /// Set once the handler is in a pipeline.
+    public private(set) var handshakeCompleted: EventLoopFuture<TLSConnectionInfo>?
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        let promise = context.eventLoop.makePromise(of: TLSConnectionInfo.self)
+        handshake = promise
+        handshakeCompleted = promise.futureResult
+        if context.channel.isActive, !connection.context.isServer { advance(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        // The client speaks first (ClientHello); the server waits for it.
+        if !connection.context.isServer { advance(context: context) }
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard state != .closed else { return }
+        unwrapInboundIn(data).withUnsafeReadableBytes { connection.receive($0) }
+        advance(context: context)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        if state == .handshaking { handshakeEnded(.failure(TLSError(.handshake, "the connection closed"))) }
+        state = .closed
+        failWaiting(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        if state == .handshaking { handshakeEnded(.failure(TLSError(.handshake, "the handler was removed"))) }
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch state {
+        case .handshaking:
+            waiting.append((unwrapOutboundIn(data), promise))
+        case .open:
+            encrypt(unwrapOutboundIn(data), promise: promise, context: context)
+        case .closed:
+            promise?.fail(ChannelError.ioOnClosedChannel)
+        }
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        if state == .handshaking {
+            flushWaiting = true
+        } else {
+            sendOutput(context: context)
+        }
+    }
+
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if state == .open, mode != .input {
+            connection.shutdown()
+            sendOutput(context: context)
+        }
+        if mode == .all {
+            state = .closed
+            failWaiting(ChannelError.ioOnClosedChannel)
+        }
+        context.close(mode: mode, promise: promise)
+    }
+
+    // MARK: -
+
+    /// Runs the handshake as far as the input allows, then decrypts what there is.
+    private func advance(context: ChannelHandlerContext) {
+        if state == .handshaking {
+            switch connection.handshake() {
+            case .done:
+                let info = connection.info()
+                guard connection.context.isServer || info.alpn == "h2" else {
+                    fail(TLSError(.handshake, "the server did not agree to HTTP/2 (ALPN h2)"), context: context)
+                    return
+                }
+                state = .open
+                handshakeEnded(.success(info))
+                context.fireUserInboundEventTriggered(info)
+                let plaintext = waiting
+                waiting = []
+                for (buffer, promise) in plaintext { encrypt(buffer, promise: promise, context: context) }
+                if flushWaiting || !plaintext.isEmpty { flushWaiting = false }
+            case .wantsInput:
+                sendOutput(context: context)
+                return
+            case .closedByPeer:
+                fail(TLSError(.handshake, "the peer closed the connection"), context: context)
+                return
+            case .failed(let error):
+                fail(error, context: context)
+                return
+            }
+        }
+        decrypt(context: context)
+        sendOutput(context: context)
+    }
+
+    private func decrypt(context: ChannelHandlerContext) {
+        var plaintext = context.channel.allocator.buffer(capacity: Self.readChunk)
+        while state == .open {
+            if plaintext.writableBytes == 0 {
+                context.fireChannelRead(wrapInboundOut(plaintext))
+                plaintext = context.channel.allocator.buffer(capacity: Self.readChunk)
+            }
+            var outcome = TLSConnection.Outcome.done
+            plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { space in
+                var count = 0
+                outcome = connection.read(into: space, count: &count)
+                return count
+            }
+            switch outcome {
+            case .done:
+                continue
+            case .wantsInput:
+                if plaintext.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(plaintext)) }
+                return
+            case .closedByPeer:
+                // close_notify: what came before it is complete; answer with ours and close.
+                if plaintext.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(plaintext)) }
+                context.close(promise: nil)
+                return
+            case .failed(let error):
+                fail(error, context: context)
+                return
+            }
+        }
+    }
+
+    private func encrypt(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+        switch buffer.withUnsafeReadableBytes({ connection.write($0) }) {
+        case .failed(let error):
+            promise?.fail(error)
+            fail(error, context: context)
+        default:
+            if let promise { unflushed.append(promise) }
+        }
+    }
+
+    /// Writes and flushes the ciphertext OpenSSL has produced (handshake messages, records, alerts, tickets).
+    private func sendOutput(context: ChannelHandlerContext) {
+        guard connection.hasOutput || !unflushed.isEmpty else { return }
+        var ciphertext = context.channel.allocator.buffer(capacity: 0)
+        connection.drainOutput(into: &ciphertext)
+        var promise: EventLoopPromise<Void>?
+        if !unflushed.isEmpty {
+            let promises = unflushed
+            unflushed = []
+            promise = context.eventLoop.makePromise()
+            promise!.futureResult.whenComplete { result in promises.forEach { $0.completeWith(result) } }
+        }
+        if ciphertext.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(ciphertext), promise: promise)
+        } else {
+            promise?.succeed()
+        }
+    }
+
+    private func fail(_ error: TLSError, context: ChannelHandlerContext) {
+        if state == .handshaking { handshakeEnded(.failure(error)) }
+        state = .closed
+        sendOutput(context: context)  // the alert that tells the peer why
+        failWaiting(error)
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+
+    private func handshakeEnded(_ result: Result<TLSConnectionInfo, TLSError>) {
+        onHandshake?(result)
+        handshake?.completeWith(result.mapError { $0 })
+        handshake = nil
+    }
+
+    private func failWaiting(_ error: any Error) {
+        let plaintext = waiting
+        waiting = []
+        for (_, promise) in plaintext { promise?.fail(error) }
+        let promises = unflushed
+        unflushed = []
+        for promise in promises { promise.fail(error) }
+    }
+}
