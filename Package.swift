@@ -129,7 +129,7 @@ let package = Package(
             .executableTarget(
                 name: "interop-server",
                 dependencies: [
-                    "InteropTesting", "RPCHTTP2", "StandardServices", "StandardProtos",
+                    "InteropTesting", "RPCHTTP2", "StandardServices", "StandardProtos", "OpenSSLTLS",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                     .product(name: "Logging", package: "swift-log"),
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -139,7 +139,7 @@ let package = Package(
             .executableTarget(
                 name: "interop-client",
                 dependencies: [
-                    "InteropTesting", "RPCHTTP2", "RPCCore",
+                    "InteropTesting", "RPCHTTP2", "RPCCore", "OpenSSLTLS",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 ]
             ),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import InteropTesting
+import OpenSSLTLS
 import RPCCore
 import RPCHTTP2
 
@@ -15,10 +16,28 @@ struct InteropClient: AsyncParsableCommand {
     @Option(name: .customLong("server_port")) var serverPort: Int
     @Option(name: .customLong("test_case"), help: "A case name, or `all`.") var testCase: String = "all"
     @Option(name: .customLong("use_tls")) var useTLS: Bool = false
-    @Option(name: .customLong("server_host_override")) var serverHostOverride: String?
+    @Option(name: .customLong("use_test_ca"), help: "Trust --ca_file (the interop suite's ca.pem) instead of the system's roots.")
+    var useTestCA: Bool = false
+    @Option(name: .customLong("ca_file"), help: "PEM roots for --use_test_ca.") var caFile: String?
+    @Option(name: .customLong("server_host_override"), help: "The name sent as SNI and checked against the certificate.")
+    var serverHostOverride: String?
+
+    func validate() throws {
+        if useTestCA, caFile == nil {
+            throw ValidationError("--use_test_ca=true needs --ca_file (the interop test CA is not bundled)")
+        }
+    }
 
     func run() async throws {
-        guard !useTLS else { throw ValidationError("--use_tls=true is not supported yet") }
+        var configuration = GRPCClientConfiguration()
+        if useTLS {
+            do {
+                configuration.tls = try TLSContext.client(TLSClientConfiguration(caFile: useTestCA ? caFile : nil))
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            configuration.tlsServerName = serverHostOverride
+        }
         let cases: [InteropTestCase]
         if testCase == "all" {
             cases = InteropTestCase.allCases
@@ -27,7 +46,7 @@ struct InteropClient: AsyncParsableCommand {
         } else {
             throw ValidationError("unknown test case \(testCase); known: \(InteropTestCase.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let transport = HTTP2ClientTransport(host: serverHost, port: serverPort)
+        let transport = HTTP2ClientTransport(host: serverHost, port: serverPort, configuration: configuration)
         let client = RPCClient(transport: transport)
         var failed: [String] = []
         for c in cases {

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import InteropTesting
 import Logging
+import OpenSSLTLS
 import RPCHTTP2
 import ServiceLifecycle
 import StandardProtos
@@ -24,12 +25,29 @@ struct InteropServer: AsyncParsableCommand {
     @Option(help: "Address to listen on.")
     var host: String = "127.0.0.1"
 
-    @Option(name: .customLong("use_tls"), help: "Serve TLS (not supported yet: the TLS issue adds it).")
+    @Option(name: .customLong("use_tls"), help: "Serve TLS (ALPN h2) with --tls_cert_file and --tls_key_file.")
     var useTLS: Bool = false
 
+    @Option(name: .customLong("tls_cert_file"), help: "PEM certificate chain, e.g. the interop suite's server1.pem.")
+    var certificateFile: String?
+
+    @Option(name: .customLong("tls_key_file"), help: "PEM private key of the certificate, e.g. server1.key.")
+    var keyFile: String?
+
+    func validate() throws {
+        if useTLS, certificateFile == nil || keyFile == nil {
+            throw ValidationError("--use_tls=true needs --tls_cert_file and --tls_key_file (the interop test certificates are not bundled)")
+        }
+    }
+
     func run() async throws {
-        guard !useTLS else {
-            throw ValidationError("--use_tls=true is not supported yet; TLS comes with the TLS issue")
+        var tls: TLSServerCredentials?
+        if useTLS, let certificateFile, let keyFile {
+            do {
+                tls = try TLSServerCredentials(TLSServerConfiguration(certificateChainFile: certificateFile, privateKeyFile: keyFile))
+            } catch {
+                throw ValidationError("\(error)")
+            }
         }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "interop-server")
@@ -41,7 +59,7 @@ struct InteropServer: AsyncParsableCommand {
         )
         let server = GRPCServer(
             services: [InteropTestService(), BenchmarkService(), health] + reflection.rpcServices,
-            configuration: .defaults { $0.host = host; $0.port = port },
+            configuration: .defaults { $0.host = host; $0.port = port; $0.tls = tls },
             logger: logger,
             beforeShutdown: { health.shutDown() }
         )

@@ -86,3 +86,52 @@ def test_grpcio_gzip_both_ways(interop_server, testing_pb):
             services.TestServiceStub(channel).UnaryCall(messages.SimpleRequest(
                 response_size=1, payload=messages.Payload(body=bytes(10)), expect_compressed=yes), timeout=30)
         assert plain.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# The same cases over TLS with the interop suite's certificates (server1.pem for *.test.google.fr, signed by
+# its ca.pem; grpc doc/interop-test-descriptions.md, "--use_tls" and "--server_host_override"), staged by
+# scripts/interop-peers from the grpc source package.
+
+@pytest.fixture(scope="module")
+def interop_tls_server(binaries, interop_peers):
+    with serve([str(binaries / "interop-server"), "--port", "0", "--use_tls=true",
+                "--tls_cert_file", interop_peers["INTEROP_SERVER_CERT"],
+                "--tls_key_file", interop_peers["INTEROP_SERVER_KEY"]]) as proc:
+        yield proc
+
+
+def tls_client_flags(interop_peers):
+    return ["--use_tls=true", "--use_test_ca=true", f"--server_host_override={interop_peers['INTEROP_SERVER_HOST_OVERRIDE']}"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_python_interop_client_over_tls(interop_peers, interop_tls_server, case):
+    run([interop_peers["INTEROP_PYTHON"], "-m", interop_peers["INTEROP_PY_CLIENT_MODULE"], "--server_host=127.0.0.1",
+         f"--server_port={interop_tls_server.port}", f"--test_case={case}", *tls_client_flags(interop_peers)],
+        cwd=interop_peers["INTEROP_PY_DIR"])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_go_interop_client_over_tls(interop_peers, interop_tls_server, case):
+    run([interop_peers["INTEROP_GO_CLIENT"], "--server_host=127.0.0.1", f"--server_port={interop_tls_server.port}",
+         f"--test_case={case}", *tls_client_flags(interop_peers)])
+
+
+@pytest.mark.parametrize("reference", ["python", "go"])
+def test_our_interop_client_over_tls_against_the_reference_servers(binaries, interop_peers, reference):
+    port = free_port()
+    if reference == "python":
+        server = [interop_peers["INTEROP_PYTHON"], "-m", interop_peers["INTEROP_PY_SERVER_MODULE"], f"--port={port}",
+                  "--use_tls=true"]
+    else:
+        server = [interop_peers["INTEROP_GO_SERVER"], f"--port={port}", "--use_tls=true"]
+    with serve(server, port=port, cwd=interop_peers["INTEROP_PY_DIR"] if reference == "python" else None):
+        for case in CASES:
+            run([str(binaries / "interop-client"), "--server_port", str(port), "--test_case", case,
+                 "--ca_file", interop_peers["INTEROP_CA"], *tls_client_flags(interop_peers)])
+
+
+def test_our_interop_client_over_tls_against_our_server(binaries, interop_peers, interop_tls_server):
+    out = run([str(binaries / "interop-client"), "--server_port", str(interop_tls_server.port), "--test_case", "all",
+               "--ca_file", interop_peers["INTEROP_CA"], *tls_client_flags(interop_peers)])
+    assert out.count("PASS") == len(CASES) + len(COMPRESSION_CASES)
