@@ -64,7 +64,8 @@ def files(gw, apis):
 def new_event(apis, i, **fields):
     fields.setdefault("type", "OrderPlaced")
     fields.setdefault("aggregate_id", f"order-{i % 5}")
-    return apis["events"][0].NewEvent(payload=f"payload {i}".encode(), content_type="text/plain", **fields)
+    fields.setdefault("payload", f"payload {i}".encode())
+    return apis["events"][0].NewEvent(content_type="text/plain", **fields)
 
 
 # --- what boto3 sees ------------------------------------------------------------------------------------------
@@ -201,6 +202,83 @@ def test_two_gateways_share_uniqueness_locks_page_tokens_and_subscriptions(binar
                     break
         call.cancel()
         assert received == published
+
+
+def test_two_gateways_appending_at_once_keep_one_gap_free_log_and_each_idempotency_key_once(binaries, apis, moto, tmp_path):
+    """4 threads x 25 PublishEvent calls on each of two gateways, while 20 idempotency keys are each published
+    on both gateways at the same moment (a barrier per key). Idempotency keys are per publisher, so the keyed
+    events all come from one uid. Documented behaviour (event_service.proto, NewEvent.idempotency_key):
+    publishing again with the same key returns the first event, with `duplicate` set."""
+    import threading
+
+    place = AWSPlace(moto)
+    data = tmp_path / "data"
+    with aws_gateway(binaries, data, place) as a, aws_gateway(binaries, data, place, migrate=False) as b:
+        em = apis["events"][0]
+        gateways = {"A": a, "B": b}
+        keys = [f"race-key-{k}" for k in range(20)]
+        barriers = {key: threading.Barrier(2) for key in keys}
+
+        def plain(name, thread):
+            gw = gateways[name]
+            md, stub = gw.tokens.metadata(f"uid-{name}-{thread}"), events(gw, apis)
+            acknowledged = []
+            for i in range(25):
+                event = new_event(apis, i, type="Race", payload=f"{name}/{thread}/{i}".encode())
+                r = stub.PublishEvent(em.PublishEventRequest(event=event), metadata=md, timeout=60)
+                acknowledged.append((r.id, r.sequence, event.payload))
+            return acknowledged
+
+        def keyed(name):
+            gw = gateways[name]
+            md, stub = gw.tokens.metadata("uid-keyed"), events(gw, apis)
+            answers = {}
+            try:
+                for key in keys:
+                    event = new_event(apis, 0, type="Race", payload=f"{key} via {name}".encode(), idempotency_key=key)
+                    barriers[key].wait()
+                    answers[key] = stub.PublishEvent(em.PublishEventRequest(event=event), metadata=md, timeout=60)
+            except BaseException:
+                for barrier in barriers.values():
+                    barrier.abort()  # so the other gateway's thread does not wait for this one forever
+                raise
+            return answers
+
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            plain_calls = [pool.submit(plain, name, thread) for name in gateways for thread in range(4)]
+            keyed_calls = {name: pool.submit(keyed, name) for name in gateways}
+            acknowledged = [ack for call in plain_calls for ack in call.result()]
+            answers = {name: call.result() for name, call in keyed_calls.items()}
+
+        total = len(acknowledged) + len(keys)
+        admin = a.tokens.metadata("uid-root", admin=True)
+        listed = [e for page in all_pages(lambda t: events(b, apis).ListEvents(em.ListEventsRequest(page_size=50, page_token=t),
+                                                                              metadata=admin, timeout=10)) for e in page.events]
+        assert [e.sequence for e in listed] == list(range(1, total + 1)), "sequences 1..N, no gap, no duplicate"
+        by_id = {e.id: e for e in listed}
+        assert len(by_id) == total, "no event stored twice"
+        for event_id, sequence, payload in acknowledged:
+            assert (by_id[event_id].sequence, by_id[event_id].payload) == (sequence, payload), "an acknowledged event is missing or moved"
+
+        for key in keys:
+            first, second = answers["A"][key], answers["B"][key]
+            assert (first.id, first.sequence) == (second.id, second.sequence), f"{key}: the gateways answered different events"
+            assert sorted([first.duplicate, second.duplicate]) == [False, True], f"{key}: exactly one answer stored it"
+            stored = [e for e in listed if e.idempotency_key == key]
+            assert len(stored) == 1 and (stored[0].id, stored[0].sequence) == (first.id, first.sequence), f"{key}: stored {len(stored)} times"
+            winner = "A" if not first.duplicate else "B"
+            assert stored[0].payload == f"{key} via {winner}".encode() and stored[0].publisher == "uid-keyed"
+
+        # A subscriber reading from the start sees the same log, in order.
+        call = events(a, apis).Subscribe(em.SubscribeRequest(from_sequence=1), metadata=admin, timeout=60)
+        received = []
+        for item in call:
+            if item.WhichOneof("item") == "event":
+                received.append((item.event.id, item.event.sequence))
+                if len(received) == total:
+                    break
+        call.cancel()
+        assert received == [(e.id, e.sequence) for e in listed]
 
 
 def test_an_upload_on_one_gateway_racing_a_delete_of_the_same_bytes_on_another_never_loses_them(binaries, apis, moto, tmp_path):
