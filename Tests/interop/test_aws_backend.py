@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -299,6 +300,54 @@ def test_an_upload_on_one_gateway_racing_a_delete_of_the_same_bytes_on_another_n
                 assert download(b, api, md_a, kept.id)[2] == hashlib.sha256(bytes_).hexdigest()
                 files(a, apis).DeleteFile(api[0].DeleteFileRequest(id=kept.id), metadata=md_a, timeout=10)
                 assert a.blob_size(kept.key) is None, "the last record's delete removes the blob"
+
+
+# --- start-up checks -------------------------------------------------------------------------------------------
+
+#: A line of the gateway's text log (`<time> <level> <label>: …`), as opposed to the error it exits with.
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+ (trace|debug|info|notice|warning|error|critical) ")
+
+
+@pytest.mark.parametrize("missing", ["table", "bucket", "topic", "credentials"])
+def test_serve_refuses_to_start_without_its_aws_resources_naming_the_missing_piece_and_the_fix(binaries, moto, tmp_path, missing):
+    """`gateway serve --backend aws` checks at start that the credentials resolve and the table, the bucket and
+    (with --sns-topic-arn) the topic exist; otherwise it exits non-zero with one line saying what is missing and
+    what fixes it: no stack trace, no secret. `gateway migrate` creates the table and the bucket, not topics."""
+    place = AWSPlace(moto)
+    data = tmp_path / "data"
+    home = tmp_path / "home"
+    home.mkdir()
+    secret = f"secret-{uuid.uuid4().hex}"
+    # No AWS settings from the environment of the test run, and no ~/.aws of the machine's user.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(HOME=str(home), AWS_REGION="us-east-1")
+    if missing != "credentials":
+        env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY=secret)
+    if missing != "table":
+        place.migrate(binaries, data)
+    extra = []
+    if missing == "bucket":
+        moto.client("s3").delete_bucket(Bucket=place.bucket)
+    topic = f"arn:aws:sns:us-east-1:123456789012:missing-{uuid.uuid4().hex[:8]}"
+    if missing == "topic":
+        extra = ["--sns-topic-arn", topic]
+    expected = {
+        "table": ["DynamoDB table", place.table, "does not exist", "gateway migrate", "--dynamodb-table"],
+        "bucket": ["S3 bucket", place.bucket, "does not exist", "gateway migrate", "--s3-bucket"],
+        "topic": ["SNS topic", topic, "does not exist", "--sns-topic-arn"],
+        "credentials": ["no AWS credentials found", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"],
+    }[missing]
+
+    out = subprocess.run([str(binaries / "gateway"), "serve", "--port", "0", "--data-dir", str(data), *place.flags(), *extra],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode > 0, (out.returncode, out.stderr)
+    assert "listening on" not in out.stdout
+    problem = [line for line in out.stderr.splitlines() if line.strip() and not LOG_LINE.match(line)]
+    assert len(problem) == 1 and problem[0].startswith("Error: "), out.stderr
+    assert all(fragment in problem[0] for fragment in expected), problem[0]
+    for trace in ("Fatal error", "stack trace", "Stack dump", "Traceback", "0x0000"):
+        assert trace not in out.stderr, out.stderr
+    assert secret not in out.stdout + out.stderr
 
 
 # --- signatures -----------------------------------------------------------------------------------------------

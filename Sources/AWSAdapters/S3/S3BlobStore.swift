@@ -57,7 +57,8 @@ public final class S3BlobStore: BlobStore {
             _ = try await client.send(.init(operation: "HeadBucket", method: "HEAD", path: settings.pathStyle ? "/\(settings.bucket)" : "/"))
         } catch let error as AWSError where error.status == 404 {
             throw AWSBackend.Problem("""
-                S3 bucket \(settings.bucket) does not exist: create it (aws s3 mb s3://\(settings.bucket)) or point --s3-bucket at the gateway's bucket
+                S3 bucket \(settings.bucket) does not exist: create it with `gateway migrate` (same flags as serve), \
+                or point --s3-bucket at the gateway's bucket
                 """)
         } catch let error as AWSError where error.status == 403 {
             throw AWSBackend.Problem("S3 bucket \(settings.bucket) refuses the gateway's credentials (\(error.code))")
