@@ -43,6 +43,33 @@ struct ProtocolTests {
         await #expect(throws: TransactionConflict.self) { try await busy.transact([.put(["pk": .s("a")])], token: "t2") }
     }
 
+    /// `Select: COUNT` counts one page (DynamoDB stops a query page at 1 MB read, before the filter; DynamoDB
+    /// API Reference, Query): a count adds every page's `Count` until no `LastEvaluatedKey` comes back, even a
+    /// page that counted nothing after the filter. moto returns the whole collection in one page.
+    @Test func countUsersAddsEveryPageUntilNoLastEvaluatedKeyIsLeft() async throws {
+        func page(_ count: Int, next: String?) -> ScriptedHTTP.Reply {
+            let key = next.map { #","LastEvaluatedKey":{"pk":{"S":"USER#\#($0)"},"sk":{"S":"USER#\#($0)"},"gsi1pk":{"S":"USER"},"gsi1sk":{"S":"\#($0)"}}"# } ?? ""
+            return .status(200, body: #"{"Count":\#(count),"ScannedCount":\#(count + 1)\#(key)}"#)
+        }
+        for activeOnly in [false, true] {
+            let http = ScriptedHTTP([page(3, next: "A"), page(0, next: "B"), page(4, next: nil)], then: .status(500))
+            let db = DynamoDB(client: client(http, service: "dynamodb"), table: "t")
+            let events = DynamoDBEventStore(db: db, pollInterval: .seconds(3600))
+            defer { events.close() }
+            let count = try await DynamoDBUserStore(db: db, events: events).count(activeOnly: activeOnly)
+            #expect(count == 7)
+            #expect(http.requests.count == 3)
+            let bodies = try http.requests.map { try JSONParser.parse($0.body) }
+            for body in bodies {
+                #expect(body["Select"]?.stringValue == "COUNT" && body["IndexName"]?.stringValue == "gsi1")
+                #expect((body["FilterExpression"] != nil) == activeOnly)
+            }
+            #expect(bodies[0]["ExclusiveStartKey"] == nil)
+            #expect(bodies[1]["ExclusiveStartKey"]?["gsi1sk"]?["S"]?.stringValue == "A")
+            #expect(bodies[2]["ExclusiveStartKey"]?["gsi1sk"]?["S"]?.stringValue == "B")
+        }
+    }
+
     static func event(_ n: Int, payload: Int = 10) throws -> RecordedEvent {
         RecordedEvent(
             id: ULID(milliseconds: 1_750_000_000_000 + UInt64(n), randomHigh: 1, randomLow: UInt64(n)), sequence: Int64(n),
