@@ -99,7 +99,7 @@ let package = Package(
                 name: "GatewayServer",
                 dependencies: [
                     "GatewayApplication", "RPCCore", "RPCHTTP2", "FirebaseAuth", "CurlHTTP", "StandardServices",
-                    "GatewayProtos", "OpenSSLCrypto", "EmbeddedAdapters", "AWSAdapters", .product(name: "Logging", package: "swift-log"),
+                    "GatewayProtos", "OpenSSLCrypto", "OpenSSLTLS", "EmbeddedAdapters", "AWSAdapters", .product(name: "Logging", package: "swift-log"),
                     // Observability: per-RPC metrics (swift-metrics), their Prometheus export on a plain HTTP/1.1 listener.
                     .product(name: "Metrics", package: "swift-metrics"),
                     .product(name: "Prometheus", package: "swift-prometheus"),
@@ -167,6 +167,7 @@ let package = Package(
                     .product(name: "Metrics", package: "swift-metrics"),
                     .product(name: "Prometheus", package: "swift-prometheus"),
                     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                    .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 ]
             ),
             // Typed clients for the gateway's services over RPCHTTP2, with tokens, deadlines and retries of reads.

@@ -20,7 +20,7 @@ public struct TLSServerConfiguration: Sendable {
         + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
     /// Whether a client without a certificate (only asked when ``clientCAFile`` is set) may connect.
-    public enum ClientAuthentication: String, Sendable {
+    public enum ClientAuthentication: String, Sendable, CaseIterable {
         case optional, required
     }
 
@@ -47,7 +47,7 @@ public struct TLSClientConfiguration: Sendable {
     }
 }
 
-public enum TLSVersion: String, Sendable {
+public enum TLSVersion: String, Sendable, CaseIterable {
     case v1_2 = "1.2", v1_3 = "1.3"
 }
 

@@ -116,6 +116,10 @@ final class TLSConnection {
             return .closedByPeer
         default:
             var reason = OpenSSLError("TLS \(phase.rawValue)").reason
+            // The only callback that fails a handshake is the ClientHello check for ALPN (TLSContext).
+            if context.isServer, phase == .handshake, reason.hasSuffix("callback failed") {
+                reason = "the client offered no ALPN protocol (gRPC needs h2)"
+            }
             let verify = SSL_get_verify_result(ssl)
             if verify != X509_V_OK, let text = X509_verify_cert_error_string(Int(verify)) {
                 reason = "certificate verification failed: \(String(cString: text))"

@@ -195,7 +195,8 @@ public final class TLSContext: @unchecked Sendable {
         return Int64(timegm(&parts))
     }
 
-    static func utc(_ seconds: Int64) -> String {
+    /// `2030-03-16T03:10:42Z`.
+    public static func utc(_ seconds: Int64) -> String {
         var t = time_t(seconds)
         var parts = tm()
         gmtime_r(&t, &parts)

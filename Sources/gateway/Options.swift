@@ -220,3 +220,37 @@ struct LimitOptions: ParsableArguments, SettingFlags {
         ]
     }
 }
+
+struct TLSOptions: ParsableArguments, SettingFlags {
+    @Option(help: "PEM certificate chain (leaf first) for TLS with ALPN h2; re-read on SIGHUP (env GATEWAY_TLS_CERT; default: h2c).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of the certificate, RSA or ECDSA (env GATEWAY_TLS_KEY).")
+    var tlsKey: String?
+
+    @Option(help: "Passphrase of an encrypted --tls-key; prefer the environment (env GATEWAY_TLS_KEY_PASSPHRASE).")
+    var tlsKeyPassphrase: String?
+
+    @Option(help: "PEM roots that client certificates must chain to: mutual TLS (env GATEWAY_TLS_CLIENT_CA).")
+    var tlsClientCa: String?
+
+    @Option(help: "With --tls-client-ca: required (default) or optional, which admits clients without a certificate (env GATEWAY_TLS_CLIENT_AUTH).")
+    var tlsClientAuth: String?
+
+    @Option(help: "TLS 1.2 cipher list in OpenSSL's syntax (env GATEWAY_TLS_CIPHERS; default ECDHE with AES-GCM or ChaCha20-Poly1305).")
+    var tlsCiphers: String?
+
+    @Option(help: "Oldest TLS version accepted: 1.2 (default) or 1.3 (env GATEWAY_TLS_MIN_VERSION).")
+    var tlsMinVersion: String?
+
+    @Flag(help: "Serve h2c on an address other than loopback, e.g. behind a proxy that terminates TLS (env GATEWAY_INSECURE_PLAINTEXT=1).")
+    var insecurePlaintext = false
+
+    var flagValues: [String: String?] {
+        [
+            "--tls-cert": tlsCert, "--tls-key": tlsKey, "--tls-key-passphrase": tlsKeyPassphrase,
+            "--tls-client-ca": tlsClientCa, "--tls-client-auth": tlsClientAuth, "--tls-ciphers": tlsCiphers,
+            "--tls-min-version": tlsMinVersion, "--insecure-plaintext": insecurePlaintext ? "true" : nil,
+        ]
+    }
+}

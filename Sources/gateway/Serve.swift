@@ -8,6 +8,7 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the gateway (the default command).")
@@ -17,10 +18,11 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var auth: AuthOptions
     @OptionGroup var storage: StorageOptions
+    @OptionGroup(title: "TLS") var tls: TLSOptions
     @OptionGroup(title: "Limits") var limits: LimitOptions
 
     func run() async throws {
-        let resolved = try resolveConfiguration([server, data, auth, storage, limits], config: config)
+        let resolved = try resolveConfiguration([server, data, auth, storage, tls, limits], config: config)
         let settings = resolved.settings
         // The only place logging and metrics are bootstrapped.
         LoggingSystem.bootstrap { settings.log.makeHandler(label: $0) }
@@ -32,7 +34,16 @@ struct Serve: AsyncParsableCommand {
         logger.info("configuration", metadata: resolved.summary)
         try settings.validateForServing()
 
-        let configuration = settings.gatewayConfiguration
+        var configuration = settings.gatewayConfiguration
+        let tls = try GatewayTLS(settings: settings.tls, logger: logger)
+        configuration.tls = tls?.credentials
+        // SIGHUP re-reads the certificate, key and client CA: new connections get them, open ones stay.
+        let reloads = tls.map { tls in
+            Task {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) { tls.reload() }
+            }
+        }
+        defer { reloads?.cancel() }
         let http = CurlHTTPClient()
         let clock = SystemWallClock()
         let credentials = settings.awsCredentials(http: http, clock: clock)

@@ -2,6 +2,7 @@ import Foundation
 import GatewayApplication
 import GatewayProtos
 import Logging
+import OpenSSLTLS
 import OpenSSLCrypto
 import RPCCore
 import RPCHTTP2
@@ -17,6 +18,8 @@ public struct GatewayConfiguration: Sendable {
     /// How long download links last when the caller asks for no lifetime.
     public var defaultLinkLifetimeSeconds: Int64
     public var limits: GatewaySettings.Limits
+    /// TLS for the listener; nil: h2c.
+    public var tls: TLSServerCredentials?
 
     public init(
         host: String, port: Int, dataDirectory: URL, auth: AuthSettings, defaultLinkLifetimeSeconds: Int64 = 15 * 60,
@@ -35,6 +38,7 @@ public struct GatewayConfiguration: Sendable {
         .defaults { server in
             server.host = host
             server.port = port
+            server.tls = tls
             server.maxConnections = limits.maxConnections
             server.maxConnectionsPerAddress = limits.maxConnectionsPerAddress
             server.maxConcurrentStreams = UInt32(limits.maxConcurrentStreams)
@@ -56,7 +60,7 @@ public struct GatewayConfiguration: Sendable {
     /// What the gateway logs at start (nothing secret).
     public var summary: Logger.Metadata {
         [
-            "listen": "\(host):\(port)",
+            "listen": "\(tls == nil ? "h2c" : "tls")://\(host):\(port)",
             "data_dir": "\(dataDirectory.path)",
             "auth": auth.projectID.map { "firebase project \($0)" }.map { .string($0) } ?? "local mode (project \"local\", loopback only)",
             "auth.leeway_seconds": "\(auth.leewaySeconds)",

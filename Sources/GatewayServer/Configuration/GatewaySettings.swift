@@ -1,6 +1,7 @@
 import AWSAdapters
 import Foundation
 import Logging
+import OpenSSLTLS
 
 /// How log lines are written: swift-log's text lines, or one JSON object per line (``JSONLogHandler``).
 public enum LogFormat: String, Sendable, CaseIterable {
@@ -57,6 +58,32 @@ public struct GatewaySettings: Sendable, Equatable {
         public init() {}
     }
 
+    /// TLS for the gRPC listener (OpenSSL). Without a certificate the gateway speaks h2c, which it allows on
+    /// loopback only unless ``GatewaySettings/insecurePlaintext`` says otherwise.
+    public struct TLS: Sendable, Equatable {
+        public var certificateFile: String?
+        public var keyFile: String?
+        public var keyPassphrase: String?
+        public var clientCAFile: String?
+        public var clientAuthentication: TLSServerConfiguration.ClientAuthentication = .required
+        public var ciphers = TLSServerConfiguration.modernCiphers
+        public var minimumVersion: TLSVersion = .v1_2
+
+        public init() {}
+
+        /// The OpenSSL configuration, when a certificate is set.
+        public var server: TLSServerConfiguration? {
+            guard let certificateFile, let keyFile else { return nil }
+            var configuration = TLSServerConfiguration(certificateChainFile: certificateFile, privateKeyFile: keyFile)
+            configuration.keyPassphrase = keyPassphrase
+            configuration.clientCAFile = clientCAFile
+            configuration.clientAuthentication = clientAuthentication
+            configuration.cipherList = ciphers
+            configuration.minimumVersion = minimumVersion
+            return configuration
+        }
+    }
+
     /// Where records, events and blobs live.
     public enum Backend: String, Sendable, CaseIterable {
         /// SQLite and files under the data directory: one gateway, no setup.
@@ -84,6 +111,9 @@ public struct GatewaySettings: Sendable, Equatable {
     public var metrics = Metrics()
     public var auth = AuthSettings()
     public var limits = Limits()
+    public var tls = TLS()
+    /// Serve h2c on a non-loopback address (behind a proxy that terminates TLS, or on a trusted network).
+    public var insecurePlaintext = false
 
     public init() {}
 
@@ -111,6 +141,23 @@ public struct GatewaySettings: Sendable, Equatable {
     public func validateForServing() throws(ConfigurationError) {
         if backend == .aws && aws.bucket == nil {
             throw ConfigurationError(.conflict, "--backend aws keeps blobs in S3: set --s3-bucket (GATEWAY_S3_BUCKET)", key: "aws.s3_bucket")
+        }
+        switch (tls.certificateFile, tls.keyFile) {
+        case (nil, .some):
+            throw ConfigurationError(.conflict, "--tls-key needs its certificate: set --tls-cert (GATEWAY_TLS_CERT)", key: "tls.cert_file")
+        case (.some, nil):
+            throw ConfigurationError(.conflict, "--tls-cert needs its private key: set --tls-key (GATEWAY_TLS_KEY)", key: "tls.key_file")
+        case (nil, nil):
+            if tls.clientCAFile != nil {
+                throw ConfigurationError(.conflict, "--tls-client-ca asks clients for certificates over TLS: set --tls-cert and --tls-key", key: "tls.client_ca")
+            }
+            if !insecurePlaintext && !GatewayConfiguration.isLoopback(host) {
+                throw ConfigurationError(.conflict, """
+                    \(host) is not a loopback address and no certificate is set: tokens would cross the network in                     plaintext. Set --tls-cert and --tls-key, or --insecure-plaintext if a proxy terminates TLS
+                    """, key: "host")
+            }
+        case (.some, .some):
+            break
         }
         if auth.isLocalMode && !GatewayConfiguration.isLoopback(host) {
             throw ConfigurationError(.conflict, """

@@ -1,0 +1,275 @@
+"""The gateway over TLS (OpenSSL, ALPN h2), seen by clients nobody here wrote: grpcio (BoringSSL), curl and
+`openssl s_client`. Certificates are made per session with `cryptography`: two CAs, server certificates for
+localhost/127.0.0.1, and client certificates for mutual TLS."""
+
+import datetime
+import os
+import pathlib
+import signal
+import subprocess
+import threading
+import time
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from conftest import free_port, serve
+from gateway_fixtures import run_gateway
+
+
+class PKI:
+    """Writes keys and certificates into a directory; each method returns the paths it wrote."""
+
+    def __init__(self, directory: pathlib.Path):
+        self.dir = directory
+        self.cas = {}
+
+    def _write(self, name, certificate, key, password=None):
+        cert_path, key_path = self.dir / f"{name}.pem", self.dir / f"{name}.key"
+        cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        encryption = (serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption())
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+        return cert_path, key_path
+
+    def ca(self, name):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Test {name}")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                       .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+                       .not_valid_after(now + datetime.timedelta(days=365))
+                       .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                       .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+                       .sign(key, hashes.SHA256()))
+        self.cas[name] = (certificate, key)
+        return self._write(name, certificate, key)[0]
+
+    def leaf(self, name, ca, common_name, sans, days=30, not_before_days=-1, rsa_key=False, password=None):
+        ca_certificate, ca_key = self.cas[ca]
+        key = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (x509.CertificateBuilder()
+                       .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example"),
+                                                x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+                       .issuer_name(ca_certificate.subject).public_key(key.public_key())
+                       .serial_number(x509.random_serial_number())
+                       .not_valid_before(now + datetime.timedelta(days=not_before_days))
+                       .not_valid_after(now + datetime.timedelta(days=days))
+                       .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+                       .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                       .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                       .sign(ca_key, hashes.SHA256()))
+        return self._write(name, certificate, key, password)
+
+
+LOCALHOST = [x509.DNSName("localhost"), x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    pki = PKI(tmp_path_factory.mktemp("pki"))
+    pki.ca("ca")
+    pki.ca("other-ca")
+    pki.leaf("server", "ca", "localhost", LOCALHOST, rsa_key=True)
+    pki.leaf("server2", "other-ca", "localhost", LOCALHOST)
+    pki.leaf("client", "ca", "payments", [x509.UniformResourceIdentifier("spiffe://example.org/payments")])
+    pki.leaf("stranger", "other-ca", "stranger", [x509.DNSName("stranger")])
+    pki.leaf("expired", "ca", "localhost", LOCALHOST, days=-1, not_before_days=-30)
+    pki.leaf("expiring", "ca", "localhost", LOCALHOST, days=3)
+    pki.leaf("encrypted", "ca", "localhost", LOCALHOST, password=b"s3cret")
+    return pki
+
+
+def tls_flags(pki, name="server"):
+    return ["--tls-cert", str(pki.dir / f"{name}.pem"), "--tls-key", str(pki.dir / f"{name}.key")]
+
+
+def secure_channel(port, pki, ca="ca", client=None):
+    root = (pki.dir / f"{ca}.pem").read_bytes()
+    if client:
+        credentials = grpc.ssl_channel_credentials(root, (pki.dir / f"{client}.key").read_bytes(),
+                                                   (pki.dir / f"{client}.pem").read_bytes())
+    else:
+        credentials = grpc.ssl_channel_credentials(root)
+    return grpc.secure_channel(f"localhost:{port}", credentials)
+
+
+def health_check(channel, timeout=10):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout).status
+
+
+def wait_for_log(gateway, text, timeout=20):
+    """The gateway's log once it holds `text` (lines are written as things happen, not before the client sees
+    their effect)."""
+    deadline = time.monotonic() + timeout
+    while text not in gateway.log():
+        assert time.monotonic() < deadline, f"{text!r} not logged:\n{gateway.log()}"
+        time.sleep(0.05)
+
+
+def call_fails(channel):
+    with pytest.raises(grpc.RpcError) as failure:
+        health_check(channel, timeout=5)
+    return failure.value.code()
+
+
+@pytest.fixture(scope="module")
+def tls_gateway(binaries, pki, tmp_path_factory):
+    with run_gateway(binaries, tmp_path_factory.mktemp("data"), *tls_flags(pki)) as gateway:
+        yield gateway
+
+
+def test_grpcio_calls_the_gateway_over_tls(tls_gateway, pki, pb2):
+    from gateway.user.v1 import user_service_pb2 as m, user_service_pb2_grpc as services
+    with secure_channel(tls_gateway.port, pki) as channel:
+        assert health_check(channel) == 1  # SERVING
+        created = services.UserServiceStub(channel).CreateUser(
+            m.CreateUserRequest(email="tls@example.com", display_name="TLS"),
+            metadata=tls_gateway.tokens.metadata("tls-user", email="tls@example.com"), timeout=10)
+        assert created.email == "tls@example.com"
+
+
+def test_curl_and_openssl_negotiate_h2(tls_gateway, pki):
+    ca = str(pki.dir / "ca.pem")
+    version = subprocess.run(["curl", "-s", "--http2", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_version}",
+                              f"https://localhost:{tls_gateway.port}/"], capture_output=True, text=True, timeout=30)
+    assert version.stdout == "2"
+    s_client = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{tls_gateway.port}", "-alpn", "h2",
+                               "-CAfile", ca, "-verify_return_error"], input="", capture_output=True, text=True, timeout=30)
+    assert "ALPN protocol: h2" in s_client.stdout
+    assert "Verify return code: 0 (ok)" in s_client.stdout
+
+
+def test_plaintext_no_alpn_and_tls_1_1_clients_fail_cleanly_and_the_server_keeps_serving(tls_gateway, pki):
+    with grpc.insecure_channel(f"127.0.0.1:{tls_gateway.port}") as plaintext:
+        assert call_fails(plaintext) == grpc.StatusCode.UNAVAILABLE
+    no_alpn = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{tls_gateway.port}"],
+                             input="", capture_output=True, text=True, timeout=30)
+    assert "no application protocol" in no_alpn.stderr
+    old = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{tls_gateway.port}", "-alpn", "h2", "-tls1_1"],
+                         input="", capture_output=True, text=True, timeout=30)
+    assert old.returncode != 0 and "alert protocol version" in old.stderr
+    with secure_channel(tls_gateway.port, pki) as channel:
+        assert health_check(channel) == 1
+    wait_for_log(tls_gateway, "the client offered no ALPN protocol")
+    wait_for_log(tls_gateway, "unsupported protocol")
+
+
+def test_a_client_trusting_another_ca_refuses_the_server(tls_gateway, pki):
+    with secure_channel(tls_gateway.port, pki, ca="other-ca") as channel:
+        assert call_fails(channel) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_mutual_tls_admits_the_configured_ca_only(binaries, pki, tmp_path):
+    flags = [*tls_flags(pki), "--tls-client-ca", str(pki.dir / "ca.pem")]
+    with run_gateway(binaries, tmp_path, *flags) as gateway:
+        with secure_channel(gateway.port, pki, client="client") as channel:
+            assert health_check(channel) == 1
+        for client in [None, "stranger"]:
+            with secure_channel(gateway.port, pki, client=client) as channel:
+                assert call_fails(channel) == grpc.StatusCode.UNAVAILABLE
+        wait_for_log(gateway, "peer did not return a certificate")
+    optional = [*flags, "--tls-client-auth", "optional"]
+    with run_gateway(binaries, tmp_path, *optional) as gateway:
+        with secure_channel(gateway.port, pki) as channel:
+            assert health_check(channel) == 1
+        with secure_channel(gateway.port, pki, client="stranger") as channel:
+            assert call_fails(channel) == grpc.StatusCode.UNAVAILABLE
+
+
+def test_sighup_swaps_the_certificate_for_new_connections_and_an_open_stream_survives(binaries, pki, tmp_path, pb2):
+    from gateway.event.v1 import event_service_pb2 as m, event_service_pb2_grpc as services
+    live = tmp_path / "live"
+    live.mkdir()
+
+    def install(name):
+        for ext in ["pem", "key"]:
+            (live / f"current.{ext}.tmp").write_bytes((pki.dir / f"{name}.{ext}").read_bytes())
+            os.replace(live / f"current.{ext}.tmp", live / f"current.{ext}")
+
+    install("server")
+    flags = ["--tls-cert", str(live / "current.pem"), "--tls-key", str(live / "current.key")]
+    with run_gateway(binaries, tmp_path / "data", *flags) as gateway:
+        metadata = gateway.tokens.metadata("sub", admin=True)
+        events = services.EventServiceStub
+        with secure_channel(gateway.port, pki) as old:
+            stream = events(old).Subscribe(m.SubscribeRequest(from_sequence=1), metadata=metadata, timeout=60)
+            received = []
+
+            def read():
+                try:
+                    for item in stream:
+                        if item.HasField("event"):
+                            received.append(item.event.aggregate_id)
+                except grpc.RpcError as error:
+                    assert error.code() == grpc.StatusCode.CANCELLED
+
+            reader = threading.Thread(target=read)
+            reader.start()
+
+            install("server2")
+            gateway.proc.send_signal(signal.SIGHUP)
+            wait_for_log(gateway, "TLS certificate reloaded")
+
+            with secure_channel(gateway.port, pki, ca="other-ca") as fresh:
+                assert health_check(fresh) == 1
+                for i in range(3):
+                    events(fresh).PublishEvent(m.PublishEventRequest(event=m.NewEvent(
+                        type="Reloaded", aggregate_id=f"after-{i}", payload=b"{}")), metadata=metadata, timeout=10)
+            with secure_channel(gateway.port, pki, ca="ca") as stale:
+                assert call_fails(stale) == grpc.StatusCode.UNAVAILABLE
+
+            deadline = time.monotonic() + 20
+            while len(received) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            stream.cancel()
+            reader.join(timeout=10)
+            assert not reader.is_alive()
+            assert received[:3] == ["after-0", "after-1", "after-2"]
+
+        # A broken file keeps the current certificate, and says why.
+        (live / "current.pem").write_text("not a certificate")
+        gateway.proc.send_signal(signal.SIGHUP)
+        wait_for_log(gateway, "TLS reload failed")
+        with secure_channel(gateway.port, pki, ca="other-ca") as channel:
+            assert health_check(channel) == 1
+
+
+@pytest.mark.parametrize("certificate,key,extra,expected", [
+    ("missing", "server", [], "missing.pem: cannot read it: No such file or directory"),
+    ("server", "client", [], "client.key: the key does not match the certificate in"),
+    ("expired", "expired", [], "expired.pem: the certificate (CN=localhost,O=Example) expired at"),
+    ("encrypted", "encrypted", [], "encrypted.key: the key is encrypted and no passphrase was given"),
+    ("encrypted", "encrypted", ["--tls-key-passphrase", "wrong"], "encrypted.key: cannot decrypt the key (wrong passphrase?)"),
+    (None, None, ["--host", "0.0.0.0", "--firebase-project-id", "demo"], "0.0.0.0 is not a loopback address and no certificate is set"),
+    ("server", None, [], "--tls-cert needs its private key"),
+])
+def test_a_bad_tls_configuration_stops_the_start_with_the_file_and_the_reason(binaries, pki, tmp_path, certificate, key, extra, expected):
+    flags = list(extra)
+    if certificate:
+        flags += ["--tls-cert", str(pki.dir / f"{certificate}.pem")]
+    if key:
+        flags += ["--tls-key", str(pki.dir / f"{key}.key")]
+    result = subprocess.run([str(binaries / "gateway"), "--port", "0", "--data-dir", str(tmp_path), *flags],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert expected in result.stderr, result.stderr
+    assert "s3cret" not in result.stderr and "wrong" not in result.stderr.replace("(wrong passphrase?)", "")
+    assert "Fatal error" not in result.stderr and "Backtrace" not in result.stderr
+
+
+def test_an_encrypted_key_with_its_passphrase_serves_and_an_expiring_certificate_warns(binaries, pki, tmp_path):
+    env = {**os.environ, "GATEWAY_TLS_KEY_PASSPHRASE": "s3cret"}
+    with run_gateway(binaries, tmp_path / "a", *tls_flags(pki, "encrypted"), env=env) as gateway:
+        with secure_channel(gateway.port, pki) as channel:
+            assert health_check(channel) == 1
+        assert "s3cret" not in gateway.log()
+    with run_gateway(binaries, tmp_path / "b", *tls_flags(pki, "expiring")) as gateway:
+        with secure_channel(gateway.port, pki) as channel:
+            assert health_check(channel) == 1
+        wait_for_log(gateway, "the TLS certificate expires within 14 days")
