@@ -83,6 +83,9 @@ struct AuthOptions: ParsableArguments, SettingFlags {
     @Option(help: "Comma-separated tenant ids to accept; others are refused (env GATEWAY_FIREBASE_TENANTS; default: any tenant).")
     var firebaseTenants: String?
 
+    @Option(help: "Comma-separated identities of backend services admitted without a token by their client certificate (mutual TLS, needs --tls-client-ca), with an administrator's rights: a SAN such as spiffe://example.org/payments or payments.internal, or a subject such as CN=payments,O=Example (env GATEWAY_MTLS_SERVICES).")
+    var mtlsServices: String?
+
     @Flag(help: "Ask Identity Toolkit whether each token's user is disabled or has revoked its tokens; answers are cached 30 s (env GATEWAY_FIREBASE_CHECK_REVOKED=1; needs --firebase-service-account).")
     var firebaseCheckRevoked = false
 
@@ -96,7 +99,7 @@ struct AuthOptions: ParsableArguments, SettingFlags {
         [
             "--firebase-project-id": firebaseProjectId, "--firebase-cert-url": firebaseCertUrl,
             "--firebase-session-cert-url": firebaseSessionCertUrl, "--auth-leeway-seconds": authLeewaySeconds.map { "\($0)" },
-            "--firebase-tenants": firebaseTenants, "--firebase-check-revoked": firebaseCheckRevoked ? "true" : nil,
+            "--firebase-tenants": firebaseTenants, "--mtls-services": mtlsServices, "--firebase-check-revoked": firebaseCheckRevoked ? "true" : nil,
             "--firebase-service-account": firebaseServiceAccount, "--identity-toolkit-url": identityToolkitUrl,
         ]
     }

@@ -205,3 +205,28 @@ struct AuthInterceptorTests {
         #expect(access("some.new.Service", "Anything") == .authenticated)
     }
 }
+
+@Suite("services admitted by client certificate")
+struct CertificateServiceTests {
+    let policy: AccessPolicy = {
+        var policy = AccessPolicy.gateway
+        policy.certificateServices = ["spiffe://example.org/payments", "DNS:billing.internal", "CN=audit,O=Example"]
+        return policy
+    }()
+
+    @Test func aSubjectAlternativeNameOrTheSubjectNamesTheService() {
+        let payments = ClientCertificate(subject: "CN=payments", subjectAlternativeNames: ["DNS:x", "URI:spiffe://example.org/payments"])
+        #expect(policy.service(for: payments) == "spiffe://example.org/payments")
+        let billing = ClientCertificate(subject: "CN=billing", subjectAlternativeNames: ["DNS:billing.internal"])
+        #expect(policy.service(for: billing) == "DNS:billing.internal")
+        let audit = ClientCertificate(subject: "CN=audit,O=Example", subjectAlternativeNames: [])
+        #expect(policy.service(for: audit) == "CN=audit,O=Example")
+    }
+
+    @Test func otherCertificatesAndAnEmptyListNameNone() {
+        let other = ClientCertificate(subject: "CN=payments,O=Other", subjectAlternativeNames: ["URI:spiffe://example.org/other", "DNS:payments"])
+        #expect(policy.service(for: other) == nil)
+        let payments = ClientCertificate(subject: "CN=payments", subjectAlternativeNames: ["URI:spiffe://example.org/payments"])
+        #expect(AccessPolicy.gateway.service(for: payments) == nil)
+    }
+}

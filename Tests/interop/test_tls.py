@@ -78,6 +78,7 @@ def pki(tmp_path_factory):
     pki.leaf("server2", "other-ca", "localhost", LOCALHOST)
     pki.leaf("client", "ca", "payments", [x509.UniformResourceIdentifier("spiffe://example.org/payments")])
     pki.leaf("stranger", "other-ca", "stranger", [x509.DNSName("stranger")])
+    pki.leaf("billing", "ca", "billing", [x509.UniformResourceIdentifier("spiffe://example.org/billing")])
     pki.leaf("expired", "ca", "localhost", LOCALHOST, days=-1, not_before_days=-30)
     pki.leaf("expiring", "ca", "localhost", LOCALHOST, days=3)
     pki.leaf("encrypted", "ca", "localhost", LOCALHOST, password=b"s3cret")
@@ -182,6 +183,26 @@ def test_mutual_tls_admits_the_configured_ca_only(binaries, pki, tmp_path):
             assert call_fails(channel) == grpc.StatusCode.UNAVAILABLE
 
 
+def test_a_service_named_by_its_certificate_is_admitted_without_a_token(binaries, pki, tmp_path, pb2):
+    """The mTLS rule next to the token rule: `--mtls-services` names backend services by a SAN; they call with
+    an administrator's rights and no token. Another certificate from the same CA still needs a token."""
+    from gateway.user.v1 import user_service_pb2 as m, user_service_pb2_grpc as services
+    flags = [*tls_flags(pki), "--tls-client-ca", str(pki.dir / "ca.pem"), "--mtls-services", "spiffe://example.org/payments"]
+    with run_gateway(binaries, tmp_path, *flags) as gateway:
+        with secure_channel(gateway.port, pki, client="client") as channel:
+            count = services.UserServiceStub(channel).CountUsers(m.CountUsersRequest(), timeout=10)
+            assert count.count == 0
+        wait_for_log(gateway, "user.id=spiffe://example.org/payments")
+        with secure_channel(gateway.port, pki, client="billing") as channel:
+            users = services.UserServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                users.CountUsers(m.CountUsersRequest(), timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            me = users.CreateUser(m.CreateUserRequest(email="billing@example.com", display_name="Billing"),
+                                  metadata=gateway.tokens.metadata("billing-user", email="billing@example.com"), timeout=10)
+            assert me.email == "billing@example.com"
+
+
 def test_sighup_swaps_the_certificate_for_new_connections_and_an_open_stream_survives(binaries, pki, tmp_path, pb2):
     from gateway.event.v1 import event_service_pb2 as m, event_service_pb2_grpc as services
     live = tmp_path / "live"
@@ -248,6 +269,7 @@ def test_sighup_swaps_the_certificate_for_new_connections_and_an_open_stream_sur
     ("encrypted", "encrypted", ["--tls-key-passphrase", "wrong"], "encrypted.key: cannot decrypt the key (wrong passphrase?)"),
     (None, None, ["--host", "0.0.0.0", "--firebase-project-id", "demo"], "0.0.0.0 is not a loopback address and no certificate is set"),
     ("server", None, [], "--tls-cert needs its private key"),
+    ("server", "server", ["--mtls-services", "spiffe://example.org/payments"], "--mtls-services admits services by verified client certificates: set --tls-client-ca"),
 ])
 def test_a_bad_tls_configuration_stops_the_start_with_the_file_and_the_reason(binaries, pki, tmp_path, certificate, key, extra, expected):
     flags = list(extra)

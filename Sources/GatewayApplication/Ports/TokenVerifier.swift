@@ -7,6 +7,8 @@ public protocol TokenVerifier: Sendable {
 public enum TokenKind: String, Sendable, Hashable, CustomStringConvertible {
     case idToken = "ID token"
     case sessionCookie = "session cookie"
+    /// No token: a backend service admitted by its verified TLS client certificate (mutual TLS).
+    case clientCertificate = "client certificate"
 
     public var description: String { rawValue }
 }

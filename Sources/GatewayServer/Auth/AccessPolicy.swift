@@ -22,6 +22,12 @@ public struct AccessPolicy: Sendable {
         }
     }
 
+    /// Callers admitted without a token by their verified client certificate (mutual TLS), as service
+    /// principals with the rights of an administrator: each entry is a subject alternative name
+    /// (`spiffe://example.org/payments`, `payments.internal`, or with its type, `URI:…`, `DNS:…`) or an RFC 2253
+    /// subject (`CN=payments,O=Example`).
+    public var certificateServices: Set<String> = []
+
     /// Rules by fully qualified service name (`method` nil: every method of it), most specific first.
     private var services: [String: Rule] = [:]
     private var methods: [String: Rule] = [:]
@@ -33,6 +39,19 @@ public struct AccessPolicy: Sendable {
 
     public mutating func set(_ rule: Rule, service: String, method: String? = nil) {
         if let method { methods["\(service)/\(method)"] = rule } else { services[service] = rule }
+    }
+
+    /// The configured identity a verified client certificate carries, if any.
+    public func service(for certificate: ClientCertificate) -> String? {
+        guard !certificateServices.isEmpty else { return nil }
+        for name in certificate.subjectAlternativeNames {
+            if certificateServices.contains(name) { return name }
+            // `URI:spiffe://…` matches `spiffe://…`.
+            if let colon = name.firstIndex(of: ":"), certificateServices.contains(String(name[name.index(after: colon)...])) {
+                return String(name[name.index(after: colon)...])
+            }
+        }
+        return certificateServices.contains(certificate.subject) ? certificate.subject : nil
     }
 
     public func rule(for method: MethodDescriptor) -> Rule {

@@ -15,7 +15,8 @@ extension ServerContext {
 /// ``Principal`` to the context, so unary and streaming handlers alike see it.
 ///
 /// Credentials: `authorization: Bearer <Firebase ID token>` (the scheme is case-insensitive), or a Firebase
-/// session cookie as `cookie: session=<cookie>` metadata. Failures are `UNAUTHENTICATED` with a short message
+/// session cookie as `cookie: session=<cookie>` metadata, or, with neither, a verified TLS client certificate
+/// that the policy names (``AccessPolicy/certificateServices``): a backend service, with an admin's rights. Failures are `UNAUTHENTICATED` with a short message
 /// saying which check failed (never the token); a tenant outside the allow-list or a missing `admin` claim is
 /// `PERMISSION_DENIED`; signing keys that cannot be had are `UNAVAILABLE`.
 public struct AuthInterceptor: ServerInterceptor {
@@ -53,6 +54,9 @@ public struct AuthInterceptor: ServerInterceptor {
         do {
             (token, kind) = try Self.credential(in: context.requestMetadata)
         } catch {
+            if let certificate = context.clientCertificate, let service = policy.service(for: certificate) {
+                return Principal(uid: service, isAdmin: true, expiresAt: .max, kind: .clientCertificate)
+            }
             context.values[RPCObservationKey.self]?.credentialRefusal = "noCredential"
             throw error
         }

@@ -17,6 +17,9 @@ public struct AuthSettings: Sendable, Equatable {
     /// The service account key file for the revocation check.
     public var serviceAccountFile: String?
     public var identityToolkitURL = "https://identitytoolkit.googleapis.com"
+    /// Backend services admitted without a token by their TLS client certificate (mutual TLS): a subject
+    /// alternative name (`spiffe://…`, a DNS name, `URI:…`/`DNS:…` forms too) or the RFC 2253 subject.
+    public var certificateServices: Set<String>?
 
     public init() {}
 

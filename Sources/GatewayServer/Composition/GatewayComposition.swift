@@ -151,7 +151,9 @@ public struct GatewayComposition: Sendable {
             services: ["grpc.health.v1.Health"] + Self.productServices,
             files: StandardProtosDescriptors.files + GatewayProtosDescriptors.files
         )
-        let auth = AuthInterceptor(verifier: authentication.verifier)
+        var policy = AccessPolicy.gateway
+        policy.certificateServices = configuration.auth.certificateServices ?? []
+        let auth = AuthInterceptor(verifier: authentication.verifier, policy: policy)
         let services: [any RPCService] = [
             health, UserServiceImplementation(accounts: accounts), FileServiceImplementation(library: library),
             EventServiceImplementation(log: events),

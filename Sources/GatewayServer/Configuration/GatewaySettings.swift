@@ -159,6 +159,9 @@ public struct GatewaySettings: Sendable, Equatable {
         case (.some, .some):
             break
         }
+        if auth.certificateServices?.isEmpty == false && tls.clientCAFile == nil {
+            throw ConfigurationError(.conflict, "--mtls-services admits services by verified client certificates: set --tls-client-ca", key: "auth.mtls_services")
+        }
         if auth.isLocalMode && !GatewayConfiguration.isLoopback(host) {
             throw ConfigurationError(.conflict, """
                 local mode (no --firebase-project-id) trusts a key in the data directory and serves loopback only; \

@@ -178,6 +178,7 @@ extension Setting {
         .string("auth.firebase_session_cert_url", flag: "--firebase-session-cert-url", \.auth.sessionCookieKeysURL),
         .integer("auth.leeway_seconds", flag: "--auth-leeway-seconds", \.auth.leewaySeconds, in: 0...300),
         .list("auth.firebase_tenants", flag: "--firebase-tenants", \.auth.tenants),
+        .list("auth.mtls_services", flag: "--mtls-services", \.auth.certificateServices),
         .boolean("auth.firebase_check_revoked", flag: "--firebase-check-revoked", \.auth.checkRevoked),
         .optionalString("auth.firebase_service_account", flag: "--firebase-service-account", \.auth.serviceAccountFile),
         .string("auth.identity_toolkit_url", flag: "--identity-toolkit-url", \.auth.identityToolkitURL),
