@@ -198,7 +198,7 @@ let package = Package(
                 name: "gateway-bench",
                 dependencies: [
                     "GatewayServer", "FirebaseAuth", "GatewayApplication", "OpenSSLCrypto", "LoadGenerator", "InteropTesting",
-                    "RPCHTTP2", "RPCCore",
+                    "RPCHTTP2", "RPCCore", "OpenSSLTLS",
                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                     .product(name: "Logging", package: "swift-log"),
                 ]

@@ -98,9 +98,11 @@ class Load:
         self.body.write(b"\x00\x00\x00\x00\x02\x1a\x00")
         self.body.close()
 
-    def h2load_rps(self, port, grpc=True, connections=10, streams=10):
+    def h2load_rps(self, port, grpc=True, connections=10, streams=10, tls=False,
+                   path="/grpc.testing.BenchmarkService/UnaryCall"):
         if grpc:
-            target = [f"http://127.0.0.1:{port}/grpc.testing.BenchmarkService/UnaryCall", "-d", self.body.name,
+            # Over TLS, h2load negotiates h2 by ALPN (and checks no certificate).
+            target = [f"{'https' if tls else 'http'}://127.0.0.1:{port}{path}", "-d", self.body.name,
                       "-H", "content-type: application/grpc", "-H", "te: trailers",
                       "-H", "user-agent: gateway-swift-rpc/0.1", "-H", "grpc-accept-encoding: identity, deflate, gzip"]
         else:
@@ -158,6 +160,23 @@ def servers(args):
     return [s for s in found if not args.only or s.name in args.only]
 
 
+def tls_servers(args):
+    """The interop servers (TestService; grpc-go's benchmark server has no TLS), each in h2c and over TLS with
+    the interop suite's server1 certificate (RSA 2048): the cost of TLS is the ratio of the two."""
+    env, found = os.environ, []
+    cert, key = env.get("BENCH_TLS_CERT"), env.get("BENCH_TLS_KEY")
+    if env.get("BENCH_INTEROP_SERVER") and cert and key:
+        ours = env["BENCH_INTEROP_SERVER"]
+        found += [Server("ours h2c", lambda port: [ours, "--port", str(port)]),
+                  Server("ours TLS", lambda port: [ours, "--port", str(port), "--use_tls=true",
+                                                   "--tls_cert_file", cert, "--tls_key_file", key])]
+    if env.get("BENCH_GRPC_GO_INTEROP"):
+        go = env["BENCH_GRPC_GO_INTEROP"]
+        found += [Server("grpc-go h2c", lambda port: [go, f"--port={port}"]),
+                  Server("grpc-go TLS", lambda port: [go, f"--port={port}", "--use_tls=true"])]
+    return [s for s in found if not args.only or s.name.split()[0] in args.only]
+
+
 def nghttpd(args):
     if not os.environ.get("BENCH_NGHTTPD"):
         return None
@@ -211,6 +230,12 @@ def main():
     floor = nghttpd(args)
     every = grpc_servers + ([floor] if floor else [])
     results["h2load"] = rounds(args, every, lambda s: s.run(lambda port, pid: load.h2load_rps(port, grpc=s.grpc)))
+
+    tls = tls_servers(args)
+    if tls:
+        say("unary over TLS and h2c with h2load (-c10 -m10), TestService/UnaryCall on the interop servers")
+        results["tls"] = rounds(args, tls, lambda s: s.run(lambda port, pid: load.h2load_rps(
+            port, tls=s.name.endswith("TLS"), path="/grpc.testing.TestService/UnaryCall")))
 
     results["scenarios"] = {}
     for scenario in SCENARIOS:
@@ -317,6 +342,20 @@ def report(results):
         lines.append(f"| {name} | {fmt(pick('p50'))} | {fmt(pick('p90'))} | {fmt(pick('p99'))} | {fmt(pick('p999'))} | "
                      f"{fmt(median([r['client']['cores'] for r in reports]), 2)} | "
                      f"{fmt(median([r['server']['microsecondsPerOperation'] for r in reports]), 1)} |")
+    if results.get("tls"):
+        lines += ["", "## Unary over TLS (h2load -c10 -m10 over ALPN h2, TestService/UnaryCall on the interop servers, "
+                      "the interop suite's RSA 2048 certificate)", "",
+                  "| server | h2c req/s | TLS req/s | TLS / h2c |", "|---|---|---|---|"]
+        ratios = {}
+        for name in dict.fromkeys(n.split()[0] for n in results["tls"]):
+            h2c, tls = median(results["tls"].get(f"{name} h2c", [])), median(results["tls"].get(f"{name} TLS", []))
+            ratios[name] = tls / h2c if h2c and tls else None
+            lines.append(f"| {name} | {fmt(h2c)} | {fmt(tls)} | {fmt(ratios[name], 2) if ratios[name] else '—'} |")
+        if ratios.get("ours") and ratios.get("grpc-go"):
+            verdict = "meets" if ratios["ours"] >= ratios["grpc-go"] else "misses"
+            lines += ["", f"Our TLS/h2c ratio {fmt(ratios['ours'], 2)} against grpc-go's {fmt(ratios['grpc-go'], 2)}: "
+                          f"{verdict} the goal (ours ≥ grpc-go's); TLS req/s ours/grpc-go "
+                          f"{fmt(median(results['tls']['ours TLS']) / median(results['tls']['grpc-go TLS']), 2)}."]
     if "gateway" in results:
         lines += ["", "## The gateway's real path (default settings, embedded backend; 10 connections x 10 streams)", "",
                   "| scenario | ops/s | events/s | / health | p50 µs | p99 µs | server CPU µs/op |", "|---|---|---|---|---|---|---|"]

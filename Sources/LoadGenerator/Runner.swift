@@ -10,11 +10,14 @@ public enum Runner {
         public var port: Int
         /// Sent with every call (e.g. `authorization`).
         public var metadata: Metadata
+        /// The connections' settings (TLS among them).
+        public var transport: GRPCClientConfiguration
 
-        public init(host: String, port: Int, metadata: Metadata = [:]) {
+        public init(host: String, port: Int, metadata: Metadata = [:], transport: GRPCClientConfiguration = .defaults) {
             self.host = host
             self.port = port
             self.metadata = metadata
+            self.transport = transport
         }
     }
 
@@ -34,7 +37,7 @@ public enum Runner {
         let scenario = try name.make(shape: shape, options: options)
         // One event loop per connection, which its workers' tasks run on too (see EventLoopExecutor).
         let loops = (0..<shape.connections).map { _ in MultiThreadedEventLoopGroup.singleton.next() }
-        let transports = loops.map { HTTP2ClientTransport(host: target.host, port: target.port, eventLoopGroup: $0) }
+        let transports = loops.map { HTTP2ClientTransport(host: target.host, port: target.port, configuration: target.transport, eventLoopGroup: $0) }
         let executors = loops.map(EventLoopExecutor.init)
         do {
             let report = try await run(

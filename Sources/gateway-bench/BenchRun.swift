@@ -3,7 +3,9 @@ import FirebaseAuth
 import Foundation
 import GatewayApplication
 import LoadGenerator
+import OpenSSLTLS
 import RPCCore
+import RPCHTTP2
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,6 +45,12 @@ struct BenchRun: AsyncParsableCommand {
     @Option(help: "With --local-login: the token's uid.") var uid = "gateway-bench"
     @Option(help: "The server's process id, for its CPU use (from /proc).") var serverPid: Int32?
     @Flag(help: "Print the report as one JSON object.") var json = false
+    @Flag(help: "Connect over TLS (ALPN h2), checking the server's certificate.") var tls = false
+    @Option(help: "With --tls: PEM roots to trust instead of the system's.") var caCert: String?
+    @Option(help: "With --tls: the name sent as SNI and checked against the certificate (default: the target's host).")
+    var serverName: String?
+    @Option(help: "With --tls: a client certificate (PEM) for mutual TLS, with --client-key.") var clientCert: String?
+    @Option(help: "With --tls: the client certificate's private key (PEM).") var clientKey: String?
 
     func validate() throws {
         guard ScenarioName(rawValue: scenario) != nil else {
@@ -75,8 +83,23 @@ struct BenchRun: AsyncParsableCommand {
         shape.timeout = timeout.map { .milliseconds(Int64($0 * 1000)) }
         var options = ScenarioOptions()
         options.batch = batch
+        var transport = GRPCClientConfiguration()
+        if tls {
+            var configuration = TLSClientConfiguration(caFile: caCert, serverName: serverName)
+            configuration.certificateChainFile = clientCert
+            configuration.privateKeyFile = clientKey
+            do {
+                transport.tls = try TLSContext.client(configuration)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            transport.tlsServerName = serverName
+        } else if caCert != nil || serverName != nil || clientCert != nil || clientKey != nil {
+            throw ValidationError("--ca-cert, --server-name, --client-cert and --client-key need --tls")
+        }
         let report = try await Runner.run(
-            name, target: .init(host: String(target[..<colon]), port: port, metadata: metadata), shape: shape, options: options,
+            name, target: .init(host: String(target[..<colon]), port: port, metadata: metadata, transport: transport),
+            shape: shape, options: options,
             serverPID: serverPid
         )
         print(json ? try report.json() : report.text)

@@ -295,3 +295,20 @@ def test_an_encrypted_key_with_its_passphrase_serves_and_an_expiring_certificate
         with secure_channel(gateway.port, pki) as channel:
             assert health_check(channel) == 1
         wait_for_log(gateway, "the TLS certificate expires within 14 days")
+
+
+def test_gateway_bench_loads_the_gateway_over_tls(binaries, tls_gateway, pki):
+    import json
+    out = subprocess.run([str(binaries / "gateway-bench"), "run", "--target", f"127.0.0.1:{tls_gateway.port}",
+                          "--scenario", "health", "--connections", "2", "--streams", "2", "--duration", "1",
+                          "--warmup", "0", "--tls", "--ca-cert", str(pki.dir / "ca.pem"), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["errors"] == {} or not report["errors"]
+    assert report["operations"] > 0
+    refused = subprocess.run([str(binaries / "gateway-bench"), "run", "--target", f"127.0.0.1:{tls_gateway.port}",
+                              "--scenario", "health", "--duration", "1", "--warmup", "0", "--tls",
+                              "--ca-cert", str(pki.dir / "other-ca.pem"), "--json"], capture_output=True, text=True, timeout=120)
+    report = json.loads(refused.stdout)
+    assert report["operations"] == 0 and "UNAVAILABLE" in report["errors"]
