@@ -163,6 +163,30 @@ def test_plaintext_no_alpn_and_tls_1_1_clients_fail_cleanly_and_the_server_keeps
     wait_for_log(tls_gateway, "unsupported protocol")
 
 
+def test_handshakes_and_the_certificate_expiry_are_metrics(binaries, pki, tmp_path):
+    import urllib.request
+    metrics_port = free_port()
+    with run_gateway(binaries, tmp_path, *tls_flags(pki), "--metrics-port", str(metrics_port)) as gateway:
+        with secure_channel(gateway.port, pki) as channel:
+            assert health_check(channel) == 1
+        with secure_channel(gateway.port, pki, ca="other-ca") as channel:
+            call_fails(channel)
+        # The client gives up after the server's certificate: a failure for the server too (counted when the
+        # connection closes, which may follow the call's failure by a moment).
+        deadline = time.monotonic() + 20
+        while True:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+                text = response.read().decode()
+            if 'tls_server_handshakes_total{result="failed",version="none"} 1' in text or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert 'tls_server_handshakes_total{result="ok",version="TLSv1.3"} 1' in text
+    assert 'tls_server_handshakes_total{result="failed",version="none"} 1' in text
+    not_after = x509.load_pem_x509_certificate((pki.dir / "server.pem").read_bytes()).not_valid_after_utc.timestamp()
+    expiry = next(line for line in text.splitlines() if line.startswith("tls_server_certificate_expiry_timestamp_seconds"))
+    assert float(expiry.split()[1]) == not_after
+
+
 def test_a_client_trusting_another_ca_refuses_the_server(tls_gateway, pki):
     with secure_channel(tls_gateway.port, pki, ca="other-ca") as channel:
         assert call_fails(channel) == grpc.StatusCode.UNAVAILABLE
