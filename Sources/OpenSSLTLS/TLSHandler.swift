@@ -62,14 +62,15 @@ public final class TLSHandler: ChannelDuplexHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        if state == .handshaking { handshakeEnded(.failure(TLSError(.handshake, "the connection closed"))) }
+        // Also after close(), which marks the handler closed before the channel goes inactive.
+        if handshake != nil { handshakeEnded(.failure(TLSError(.handshake, "the connection closed"))) }
         state = .closed
         failWaiting(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
-        if state == .handshaking { handshakeEnded(.failure(TLSError(.handshake, "the handler was removed"))) }
+        if handshake != nil { handshakeEnded(.failure(TLSError(.handshake, "the handler was removed"))) }
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -198,7 +199,7 @@ public final class TLSHandler: ChannelDuplexHandler {
     }
 
     private func fail(_ error: TLSError, context: ChannelHandlerContext) {
-        if state == .handshaking { handshakeEnded(.failure(error)) }
+        if handshake != nil { handshakeEnded(.failure(error)) }
         state = .closed
         sendOutput(context: context)  // the alert that tells the peer why
         failWaiting(error)

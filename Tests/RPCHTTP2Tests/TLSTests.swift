@@ -1,10 +1,13 @@
 import Foundation
 import InteropTesting
 import Logging
+import NIOCore
+import NIOEmbedded
 import OpenSSLTLS
 import RPCCore
 import RPCHTTP2
 import StandardProtos
+import Synchronization
 import Testing
 
 /// Certificates made for the tests with the `openssl` command: two CAs, a server certificate for
@@ -260,6 +263,26 @@ struct TLSCallTests {
                 }
             }
         }
+    }
+}
+
+@Suite("TLS handler")
+struct TLSHandlerTests {
+    /// A connection closed by the handlers after it (the handshake timeout) before its handshake ended: the
+    /// handshake's future fails instead of leaking (which NIO reports as a crash in debug builds, and which left
+    /// a client's connect waiting forever).
+    @Test func closingBeforeTheHandshakeEndsFailsTheHandshake() throws {
+        let channel = EmbeddedChannel()
+        let handler = try TLSHandler(context: TLSContext.server(TestPKI.shared.server()))
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.writeInbound(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03]))
+        let outcome = Mutex<Result<TLSConnectionInfo, any Error>?>(nil)
+        try #require(handler.handshakeCompleted).whenComplete { result in outcome.withLock { $0 = result } }
+        try channel.close().wait()
+        let ended = outcome.withLock { $0 }
+        #expect(ended != nil)
+        #expect(throws: TLSError.self) { try ended?.get() }
     }
 }
 

@@ -148,6 +148,30 @@ def test_curl_and_openssl_negotiate_h2(tls_gateway, pki):
     assert "Verify return code: 0 (ok)" in s_client.stdout
 
 
+def test_sessions_resume_with_a_ticket(tls_gateway, pki, tmp_path):
+    session = tmp_path / "session.pem"
+    common = ["openssl", "s_client", "-connect", f"127.0.0.1:{tls_gateway.port}", "-alpn", "h2",
+              "-CAfile", str(pki.dir / "ca.pem")]
+    # -ign_eof with empty input waits for the server's NewSessionTicket before closing (TLS 1.3 sends it after
+    # the handshake).
+    first = subprocess.run([*common, "-sess_out", str(session), "-ign_eof"], input="", capture_output=True, text=True,
+                           errors="replace", timeout=30)
+    assert "New, TLSv1.3" in first.stdout and session.exists()
+    again = subprocess.run([*common, "-sess_in", str(session)], input="", capture_output=True, text=True,
+                           errors="replace", timeout=30)
+    assert "Reused, TLSv1.3" in again.stdout
+
+
+def test_a_client_that_stops_in_the_handshake_is_closed_after_the_handshake_timeout(binaries, pki, tmp_path):
+    with run_gateway(binaries, tmp_path, *tls_flags(pki), "--handshake-timeout-seconds", "1") as gateway:
+        with socket.create_connection(("127.0.0.1", gateway.port)) as raw:
+            raw.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # the start of a ClientHello
+            raw.settimeout(60)
+            assert raw.recv(1024) == b""
+        with secure_channel(gateway.port, pki) as channel:
+            assert health_check(channel) == 1
+
+
 def test_plaintext_no_alpn_and_tls_1_1_clients_fail_cleanly_and_the_server_keeps_serving(tls_gateway, pki):
     with grpc.insecure_channel(f"127.0.0.1:{tls_gateway.port}") as plaintext:
         assert call_fails(plaintext) == grpc.StatusCode.UNAVAILABLE
