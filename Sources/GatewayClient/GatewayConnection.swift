@@ -1,7 +1,7 @@
 @_exported import GatewayProtos
 @_exported import ProtoRuntime
 @_exported import RPCCore
-import RPCHTTP2
+@_exported import RPCHTTP2
 @_exported import StandardProtos
 
 /// A connection to a gateway (or any gRPC server) with typed clients for its services: what a Swift

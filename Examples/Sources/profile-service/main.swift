@@ -30,6 +30,8 @@ struct ProfileService {
         }
         var options = GatewayConnection.Options()
         options.defaultTimeout = .seconds(10)
+        // The HTTP/2 transport's settings: its types come with `import GatewayClient` too.
+        options.transport = GRPCClientConfiguration.defaults { $0.connectTimeout = .seconds(5) }
         let gateway = try GatewayConnection.connect(to: server, token: StaticToken(token), options: options)
         do {
             try await keepProfile(gateway, email: environment["PROFILE_EMAIL"] ?? "profile-service@example.com")
