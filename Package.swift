@@ -234,6 +234,8 @@ let package = Package(
                 resources: [.copy("FuzzCorpus")]
             ),
             .testTarget(name: "RPCCoreTests", dependencies: ["RPCCore", "StandardProtos"]),
+            // The client library's retry policy and token refresh, against a scripted server over real HTTP/2.
+            .testTarget(name: "GatewayClientTests", dependencies: ["GatewayClient"]),
             .testTarget(name: "LoadGeneratorTests", dependencies: ["LoadGenerator"]),
             .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "CurlHTTP", .product(name: "NIOPosix", package: "swift-nio"), "GatewayApplication", "MemoryAdapters", "GatewayProtos", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]),
             .testTarget(

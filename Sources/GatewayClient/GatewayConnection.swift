@@ -14,14 +14,16 @@
 ///
 /// Every call carries the token (`authorization: Bearer …`) and the default deadline unless it sets its own;
 /// a call refused as `UNAUTHENTICATED` is tried once more with a freshly refreshed token; idempotent reads
-/// (`Get…`, `List…`, `Count…`, health checks) are retried with backoff when the server is `UNAVAILABLE`.
+/// (`Get…`, `List…`, `Count…`, health checks) are retried with backoff when the server is `UNAVAILABLE`, within
+/// the call's deadline. Nothing else is retried: not a write (it may have been done), not a stream.
 public struct GatewayConnection: Sendable {
     public struct Options: Sendable {
         /// Each call's deadline when it sets none; nil: no deadline.
         public var defaultTimeout: Duration? = .seconds(30)
         /// Headers sent with every call.
         public var headers: [(name: String, value: String)] = []
-        /// Attempts of an idempotent read that meets `UNAVAILABLE`.
+        /// Attempts of an idempotent read that meets `UNAVAILABLE` (a refreshed token's second try not counted),
+        /// all within the call's one deadline.
         public var readAttempts = 3
         public var transport = GRPCClientConfiguration.defaults
 
@@ -112,30 +114,49 @@ struct CallDefaults: ClientInterceptor {
         "/grpc.health.v1.Health/Check",
     ]
 
+    /// The wait before a retry: random ("full jitter") up to 100 ms doubled per failure, capped at
+    /// `maximumBackoff`, never less than `minimumBackoff` (grpc/proposal A6's exponential backoff).
+    static let minimumBackoff = Duration.milliseconds(50)
+    static let maximumBackoff = Duration.seconds(5)
+
+    static func backoff(afterFailures failures: Int) -> Duration {
+        let ceiling = min(5_000, 100 << min(max(failures, 1), 10))
+        return .milliseconds(Int.random(in: 50...ceiling))
+    }
+
     func intercept<R: Sendable>(
         _ call: ClientCall,
         next: (ClientCall, @Sendable (RPCClientStream) async throws -> R) async throws -> R,
         body: @escaping @Sendable (RPCClientStream) async throws -> R
     ) async throws -> R {
         var call = call
-        if call.options.timeout == nil { call.options.timeout = options.defaultTimeout }
+        // One deadline for the whole call, retries included: each attempt gets what is left of it.
+        let deadline = (call.options.timeout ?? options.defaultTimeout).map { ContinuousClock.now + $0 }
         for (name, value) in options.headers { call.metadata.addString(value, forKey: name) }
         let idempotent = Self.idempotentReads.contains(call.descriptor.path) && call.descriptor.kind == .unary
         var refreshed = false
-        var attempt = 0
+        var refreshNow = false
+        var unavailable = 0
         while true {
-            attempt += 1
             var attemptCall = call
+            if let deadline { attemptCall.options.timeout = deadline - ContinuousClock.now }
             if let token {
                 attemptCall.metadata.removeAll(forKey: "authorization")
-                attemptCall.metadata.addString("Bearer \(try await token.token(forceRefresh: refreshed))", forKey: "authorization")
+                attemptCall.metadata.addString("Bearer \(try await token.token(forceRefresh: refreshNow))", forKey: "authorization")
+                refreshNow = false
             }
             do {
                 return try await next(attemptCall, body)
             } catch let error as RPCError where error.code == .unauthenticated && token != nil && !refreshed && call.descriptor.kind == .unary {
-                refreshed = true  // the token may have expired on the way: once more with a fresh one
-            } catch let error as RPCError where error.code == .unavailable && idempotent && attempt < options.readAttempts {
-                try await Task.sleep(for: .milliseconds(Int.random(in: 50...(100 << attempt))))
+                // The token may have expired on the way: once more with a fresh one (the server did nothing).
+                refreshed = true
+                refreshNow = true
+            } catch let error as RPCError where error.code == .unavailable && idempotent && unavailable + 1 < options.readAttempts {
+                unavailable += 1
+                let wait = Self.backoff(afterFailures: unavailable)
+                // No retry that could only start after the deadline.
+                if let deadline, ContinuousClock.now + wait >= deadline { throw error }
+                try await Task.sleep(for: wait)
             }
         }
     }
