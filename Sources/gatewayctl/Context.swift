@@ -23,7 +23,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Read the bearer token from this file.")
     var tokenFile: String?
 
-    @Option(help: "Seconds each call may take (default 30).")
+    @Option(help: "Seconds each call may take (default 30, or config.json's timeout); given here, it bounds streams (upload, download, subscribe, --watch) too.")
     var timeout: Double?
 
     @Option(name: [.customShort("H"), .customLong("header")], help: ArgumentHelp("Send this header with each call (repeatable).", valueName: "name=value"))
@@ -41,6 +41,9 @@ struct Context: Sendable {
     let server: String
     let output: OutputFormat
     let timeout: Duration
+    /// `--timeout` as given on the command line: it bounds streams too (as grpcurl's `-max-time` does), which
+    /// otherwise run until they end or are stopped.
+    let explicitTimeout: Duration?
     let headers: [(name: String, value: String)]
     let verbose: Bool
     let token: (any TokenSource)?
@@ -61,20 +64,25 @@ struct Context: Sendable {
     init(_ options: GlobalOptions, needsToken: Bool = true) throws {
         let environment = Self.environment
         let file = try Self.configFile()
-        server = options.server ?? environment["GATEWAY_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? file["server"] as? String ?? "127.0.0.1:50051"
-        _ = try Self.checked(server)
+        let fromEnvironment = environment["GATEWAY_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
+        let fromFile = try Self.configured(file, "server", as: String.self)
+        server = options.server ?? fromEnvironment ?? fromFile ?? "127.0.0.1:50051"
+        _ = try Self.checked(server, from: options.server != nil ? "--server" : fromEnvironment != nil ? "GATEWAY_SERVER" : "config.json: server")
         if let output = options.output {
             self.output = output
-        } else if let text = file["output"] as? String {
+        } else if let text = try Self.configured(file, "output", as: String.self) {
             guard let output = OutputFormat(rawValue: text) else { throw UsageError("config.json: output must be text, json or table") }
             self.output = output
         } else {
             output = .text
         }
-        let seconds = options.timeout ?? (file["timeout"] as? NSNumber)?.doubleValue ?? 30
-        guard seconds > 0, seconds <= 86_400 else { throw UsageError("--timeout must be between 0 and 86400 seconds") }
-        timeout = .milliseconds(Int64(seconds * 1000))
-        headers = try (options.headers + (file["headers"] as? [String] ?? [])).map { text in
+        let seconds = try options.timeout ?? Self.configured(file, "timeout", as: NSNumber.self)?.doubleValue ?? 30
+        guard seconds > 0, seconds <= 86_400 else {
+            throw UsageError("\(options.timeout == nil ? "config.json: timeout" : "--timeout") must be between 0 and 86400 seconds")
+        }
+        timeout = .seconds(seconds)
+        explicitTimeout = options.timeout.map { .seconds($0) }
+        headers = try (options.headers + (Self.configured(file, "headers", as: [String].self) ?? [])).map { text in
             guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
                 throw UsageError("-H \(text): a header is name=value")
             }
@@ -99,11 +107,11 @@ struct Context: Sendable {
         }
     }
 
-    static func checked(_ server: String) throws -> (String, Int) {
+    static func checked(_ server: String, from source: String = "--server") throws -> (String, Int) {
         do {
             return try GatewayConnection.parse(server)
         } catch {
-            throw UsageError("--server \(server) is not host:port")
+            throw UsageError("\(source) \(server) is not host:port")
         }
     }
 
@@ -114,6 +122,29 @@ struct Context: Sendable {
             throw UsageError("\(url.path) is not a JSON object")
         }
         return object
+    }
+
+    /// `key` of the config file as a `T`, nil when it is not there; a value of another type is a usage error
+    /// (rather than silently falling back to the default).
+    static func configured<T>(_ file: [String: Any], _ key: String, as type: T.Type) throws -> T? {
+        guard let value = file[key], !(value is NSNull) else { return nil }
+        guard let typed = value as? T else {
+            throw UsageError("config.json: \(key) must be \(Self.describe(type))")
+        }
+        return typed
+    }
+
+    private static func describe<T>(_ type: T.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is NSNumber.Type: "a number"
+        default: "a list of strings"
+        }
+    }
+
+    /// The deadline of a stream: `--timeout` when given, else `default` (streams outlive the default deadline).
+    func streamTimeout(default: Duration) -> Duration {
+        explicitTimeout ?? `default`
     }
 
     /// A connection with the resolved server, token, headers and deadline (and the verbose printer).

@@ -164,6 +164,8 @@ struct EventCommand: AsyncParsableCommand {
             let printer = Printer(format: .json)
             let position = Position(cursor: from.map { $0 == 0 ? 0 : $0 - 1 })
             let count = self.count
+            // With --timeout, one deadline for the whole subscription, reconnects included; else none.
+            let deadline = context.explicitTimeout.map { ContinuousClock.now + $0 }
             let connection = try context.connect()
             defer { Task { await connection.close() } }
             func done() -> Bool { count.map { limit in position.state.withLock { $0.printed >= limit } } ?? false }
@@ -178,8 +180,8 @@ struct EventCommand: AsyncParsableCommand {
                     $0.heartbeatInterval = .with { $0.seconds = 5 }
                 }
                 do {
-                    // A subscription has no deadline.
-                    try await connection.events.subscribe(request, options: .init(timeout: .seconds(31_536_000))) { response in
+                    let timeout = deadline.map { $0 - ContinuousClock.now } ?? .seconds(31_536_000)
+                    try await connection.events.subscribe(request, options: .init(timeout: timeout)) { response in
                         for try await item in response.messages {
                             switch item.item {
                             case .event(let event)?:
@@ -212,6 +214,9 @@ struct EventCommand: AsyncParsableCommand {
                     }
                     if let maxRetries, failures > maxRetries { throw error }
                     let wait = min(5_000, 100 << min(failures, 6))
+                    if let deadline, error.code == .deadlineExceeded || ContinuousClock.now + .milliseconds(wait) >= deadline {
+                        throw RPCError(code: .deadlineExceeded, message: "--timeout expired (\(error.code): \(error.message))")
+                    }
                     FileHandle.standardErrorLine("subscription dropped (\(error.code)); reconnecting in \(wait) ms after sequence \(cursor.map(String.init) ?? "now")")
                     try await Task.sleep(for: .milliseconds(wait))
                 }
@@ -238,7 +243,7 @@ struct HealthCommand: AsyncParsableCommand {
         let request = Grpc_Health_V1_HealthCheckRequest.with { $0.service = service }
         try await context.withConnection { connection in
             if watch {
-                try await connection.health.watch(request, options: .init(timeout: .seconds(31_536_000))) { response in
+                try await connection.health.watch(request, options: .init(timeout: context.streamTimeout(default: .seconds(31_536_000)))) { response in
                     for try await status in response.messages { try Self.show(status, printer: printer, format: context.output) }
                 }
             } else {

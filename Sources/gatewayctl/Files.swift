@@ -55,7 +55,10 @@ struct FileCommand: AsyncParsableCommand {
                             let bar = progress?.bar(name: (file.path as NSString).lastPathComponent, total: file.size)
                             defer { bar?.finish() }
                             do {
-                                let info = try await Self.upload(file.path, connection: connection, contentType: contentType, metadata: metadata, bar: bar)
+                                let info = try await Self.upload(
+                                    file.path, connection: connection, contentType: contentType, metadata: metadata, bar: bar,
+                                    timeout: context.streamTimeout(default: .seconds(86_400))
+                                )
                                 if context.output == .json { try printer.message(info) } else { printer.line("\(info.id)  \(info.key)  \(info.sha256)  \(file.path)") }
                                 return nil
                             } catch {
@@ -72,12 +75,13 @@ struct FileCommand: AsyncParsableCommand {
         }
 
         static func upload(
-            _ path: String, connection: GatewayConnection, contentType: String, metadata: [String: String], bar: Progress.Bar?
+            _ path: String, connection: GatewayConnection, contentType: String, metadata: [String: String], bar: Progress.Bar?,
+            timeout: Duration
         ) async throws -> Gateway_File_V1_FileInfo {
             guard let handle = FileHandle(forReadingAtPath: path) else { throw LocalFailure("\(path): cannot be read") }
             defer { try? handle.close() }
             let name = (path as NSString).lastPathComponent
-            return try await connection.files.uploadFile(options: .init(timeout: .seconds(86_400))) { writer in
+            return try await connection.files.uploadFile(options: .init(timeout: timeout)) { writer in
                 try await writer.write(.with {
                     $0.data = .header(.with {
                         $0.filename = name
@@ -129,7 +133,7 @@ struct FileCommand: AsyncParsableCommand {
                         $0.id = id
                         $0.offset = offset
                         $0.length = length
-                    }, options: .init(timeout: .seconds(86_400))) { response in
+                    }, options: .init(timeout: context.streamTimeout(default: .seconds(86_400)))) { response in
                         var info: Gateway_File_V1_FileInfo?
                         var bar: Progress.Bar?
                         let hasher = SHA256Hasher()

@@ -8,15 +8,17 @@ import pathlib
 import pty
 import select
 import signal
+import socket
 import stat
 import subprocess
 import threading
+import time
 
 import grpc
 import pytest
 
 from conftest import free_port
-from gateway_fixtures import run_gateway
+from gateway_fixtures import all_pages, run_gateway
 
 
 class CLI:
@@ -129,6 +131,116 @@ def test_exit_codes_follow_grpcurl(binaries, gateway, tmp_path):
     missing = cli.run("file", "upload", str(tmp_path / "missing.bin"), check=False)
     assert missing.returncode == 1 and b"no such file" in missing.stderr
     assert b"Exit codes" in cli.run("--help").stdout
+
+
+def home_cli(binaries, home, **env):
+    """A gatewayctl whose settings come only from `home` (HOME, so ~/.config/gatewayctl) and `env`."""
+    cli = CLI(binaries, home, "unused")
+    for name in ("XDG_CONFIG_HOME", "GATEWAY_SERVER", "GATEWAY_TOKEN"):
+        cli.env.pop(name, None)
+    cli.env.update(HOME=str(home), **env)
+    return cli
+
+
+def write_config(home, **settings):
+    folder = home / ".config" / "gatewayctl"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(settings))
+
+
+@pytest.fixture
+def silent_server():
+    """host:port of a loopback socket that listens and never answers: the kernel completes the TCP handshake,
+    nobody reads, so only the client's own deadline can end a call."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_the_server_comes_from_the_flag_then_the_environment_then_the_config_file(binaries, gateway, tmp_path):
+    live, dead = f"127.0.0.1:{gateway.port}", f"127.0.0.1:{free_port()}"
+    home = tmp_path / "home"
+    cli = home_cli(binaries, home)
+    # ~/.config/gatewayctl/config.json alone: its server and its output format.
+    write_config(home, server=live, output="json")
+    assert json.loads(cli.run("health").stdout) == {"status": "SERVING"}
+    write_config(home, server=dead)
+    assert cli.run("health", check=False).returncode == 64 + 14
+    cli.env["GATEWAY_SERVER"] = ""  # empty is unset
+    assert cli.run("health", check=False).returncode == 64 + 14
+    # GATEWAY_SERVER over the file; --server over both.
+    cli.env["GATEWAY_SERVER"] = live
+    assert cli.run("health").stdout == b"SERVING\n"
+    assert cli.run("health", "--server", dead, check=False).returncode == 64 + 14
+    cli.env["GATEWAY_SERVER"] = dead
+    assert cli.run("health", "--server", live).stdout == b"SERVING\n"
+    # A bad value says where it came from, before any call.
+    del cli.env["GATEWAY_SERVER"]
+    for settings, message in [({"server": "nohost"}, b"config.json: server nohost is not host:port"),
+                              ({"server": 50051}, b"config.json: server must be a string"),
+                              ({"output": "yaml"}, b"config.json: output must be text, json or table")]:
+        write_config(home, **settings)
+        bad = cli.run("health", check=False)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+    cli.env["GATEWAY_SERVER"] = "nohost"
+    assert b"GATEWAY_SERVER nohost is not host:port" in cli.run("health", check=False).stderr
+
+
+def test_the_token_comes_from_the_flags_then_the_environment_then_the_saved_login(binaries, gateway, tmp_path):
+    home = tmp_path / "home"
+    cli = home_cli(binaries, home, GATEWAY_SERVER=f"127.0.0.1:{gateway.port}")
+    cli.run("login", "--local", "--data-dir", str(gateway.data_dir), "--uid", "uid-saved")
+    assert (home / ".config/gatewayctl/credentials.json").exists()
+    token_file = tmp_path / "token"
+    token_file.write_text(gateway.tokens("uid-file") + "\n")
+
+    def caller(*args):
+        """The uid the gateway saw: CreateUser stores the caller's token subject."""
+        return cli.json("user", "create", "--email", f"{os.urandom(4).hex()}@example.com", "--display-name", "P", *args)["firebaseUid"]
+
+    assert caller() == "uid-saved"
+    cli.env["GATEWAY_TOKEN"] = gateway.tokens("uid-env")
+    assert caller() == "uid-env"
+    assert caller("--token-file", str(token_file)) == "uid-file"
+    assert caller("--token-file", str(token_file), "--token", gateway.tokens("uid-flag")) == "uid-flag"
+    cli.env["GATEWAY_TOKEN"] = ""  # empty is unset: the saved login again
+    assert cli.json("user", "me")["firebaseUid"] == "uid-saved"
+    missing = cli.run("user", "me", "--token-file", str(tmp_path / "no-token"), check=False)
+    assert missing.returncode == 1 and b"--token-file" in missing.stderr
+
+
+def test_an_expired_timeout_is_deadline_exceeded_for_calls_and_streams(binaries, gateway, tmp_path, silent_server):
+    home = tmp_path / "home"
+    cli = home_cli(binaries, home, GATEWAY_SERVER=silent_server, GATEWAY_TOKEN=gateway.tokens("uid-slow"))
+    # A server that never answers: the deadline, from the flag or else the config file, ends the call.
+    late = cli.run("user", "me", "--timeout", "0.5", check=False, timeout=60)
+    assert late.returncode == 64 + 4 and late.stderr.startswith(b"ERROR:\n  Code: DEADLINE_EXCEEDED\n"), late.stderr
+    write_config(home, timeout=0.5)
+    assert cli.run("user", "me", check=False, timeout=60).returncode == 64 + 4
+    # The flag over the file: the file's value is not even looked at.
+    write_config(home, timeout=-1)
+    bad = cli.run("health", check=False)
+    assert bad.returncode == 2 and b"config.json: timeout must be between 0 and 86400" in bad.stderr, bad.stderr
+    write_config(home, timeout="30")
+    assert b"config.json: timeout must be a number" in cli.run("health", check=False).stderr
+    cli.env["GATEWAY_SERVER"] = f"127.0.0.1:{gateway.port}"
+    assert cli.run("health", "--timeout", "30").stdout == b"SERVING\n"
+    assert b"--timeout must be between" in cli.run("health", "--timeout", "0", check=False).stderr
+    # --timeout bounds streams too (as grpcurl's -max-time does): a subscription that nothing matches and a
+    # health watch end with DEADLINE_EXCEEDED instead of running on.
+    write_config(home)
+    for stream in (["event", "subscribe", "--type", "never.published"], ["health", "--watch"]):
+        ended = cli.run(*stream, "--timeout", "1", check=False, timeout=60)
+        assert ended.returncode == 64 + 4 and b"DEADLINE_EXCEEDED" in ended.stderr, (stream, ended.stderr)
+    # And transfers, whose own deadline is a day, against the server that never answers.
+    cli.env["GATEWAY_SERVER"] = silent_server
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x")
+    for transfer in (["file", "upload", str(small)], ["file", "download", "01J0000000000000000000000Z", "-o", str(tmp_path / "out.bin")]):
+        ended = cli.run(*transfer, "--timeout", "1", check=False, timeout=60)
+        assert ended.returncode == 64 + 4 and b"DEADLINE_EXCEEDED" in ended.stderr, (transfer, ended.stderr)
+    assert not (tmp_path / "out.bin").exists()
 
 
 def test_health_completion_and_generic_calls_on_the_gateway(binaries, gateway, tmp_path):
