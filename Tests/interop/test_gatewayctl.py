@@ -355,6 +355,39 @@ def test_a_20_mib_round_trip_keeps_memory_bounded_and_draws_progress_only_on_a_t
     assert gone.returncode == 64 + 5 and not (tmp_path / "gone.bin").exists(), "no partial file is left"
 
 
+def test_several_files_upload_at_once_each_printed_and_stored(binaries, gateway, tmp_path):
+    from gateway.file.v1 import file_service_pb2 as fm, file_service_pb2_grpc as fs
+    cli = login(binaries, gateway, tmp_path, "uid-many")
+    sizes = [1, 1000, 65_535, 65_536, 65_537, 300_000, 3 << 20, 7]
+    contents = {tmp_path / f"part-{i}.bin": os.urandom(size) for i, size in enumerate(sizes)}
+    for path, data in contents.items():
+        path.write_bytes(data)
+    uploaded = cli.lines("file", "upload", *map(str, contents), "--parallel", "3")
+    assert sorted(info["filename"] for info in uploaded) == sorted(path.name for path in contents)
+    assert len({info["id"] for info in uploaded}) == len(contents)
+    stub, md = fs.FileServiceStub(gateway.channel), gateway.tokens.metadata("uid-many")
+    for info in uploaded:
+        data = contents[tmp_path / info["filename"]]
+        assert (info["sha256"], info["size"]) == (hashlib.sha256(data).hexdigest(), str(len(data)))
+        # What the gateway stored: the record, the blob under its key, and the bytes it serves back.
+        stored = stub.GetFileInfo(fm.GetFileInfoRequest(id=info["id"]), metadata=md, timeout=10)
+        assert (stored.key, stored.sha256, stored.size) == (info["key"], info["sha256"], len(data))
+        assert gateway.blob_size(stored.key) == len(data)
+        served = b"".join(part.chunk for part in stub.DownloadFile(fm.DownloadFileRequest(id=info["id"]), metadata=md, timeout=60))
+        assert served == data
+    # Text output: id, key, SHA-256 and path, one line per file.
+    lines = [line.split("  ") for line in cli.run("file", "upload", *map(str, contents)).stdout.decode().splitlines()]
+    assert sorted(line[3] for line in lines) == sorted(map(str, contents))
+    for file_id, key, sha256, path in lines:
+        assert sha256 == hashlib.sha256(contents[pathlib.Path(path)]).hexdigest() and sha256 in key
+        assert stub.GetFileInfo(fm.GetFileInfoRequest(id=file_id), metadata=md, timeout=10).key == key
+    # One missing file among them: nothing is sent.
+    before = len(cli.lines("file", "list", "--all"))
+    missing = cli.run("file", "upload", *map(str, contents), str(tmp_path / "missing.bin"), check=False)
+    assert missing.returncode == 1 and b"missing.bin: no such file" in missing.stderr
+    assert len(cli.lines("file", "list", "--all")) == before == 2 * len(contents)
+
+
 def test_events_publish_list_and_verbose_headers_without_tokens(binaries, gateway, tmp_path):
     cli = login(binaries, gateway, tmp_path, "uid-events")
     payload = tmp_path / "payload.json"
