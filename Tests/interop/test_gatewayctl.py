@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from conftest import free_port
-from gateway_fixtures import run_gateway
+from gateway_fixtures import all_pages, run_gateway
 
 
 class CLI:
@@ -408,27 +408,56 @@ def test_events_publish_list_and_verbose_headers_without_tokens(binaries, gatewa
     assert b"authorization: <redacted>" in verbose.stderr and gateway.tokens("uid-events").split(".")[2].encode() not in verbose.stderr
 
 
-def test_subscribe_resumes_across_a_gateway_restart_without_gap_or_duplicate(binaries, pb2, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_subscribe_resumes_across_a_gateway_restart_without_gap_or_duplicate(binaries, pb2, tmp_path, stop):
+    """`event subscribe --count N` while a publisher keeps publishing; the gateway is stopped (SIGTERM: a
+    graceful shutdown; SIGKILL: it dies on the spot, mid-publish) and restarted on the same port and data
+    directory. The CLI prints every stored event exactly once, in order: the log as the gateway has it."""
     from gateway.event.v1 import event_service_pb2 as em, event_service_pb2_grpc as es
-    data = tmp_path / "data"
-    port = free_port()
+    data, port, total = tmp_path / "data", free_port(), 60
+    restarted = threading.Event()
+    acknowledged = {}  # idempotency key -> the sequence the gateway answered
+
+    def publish(md):
+        # Each event under its own idempotency key, sent again until acknowledged: a publish whose reply was
+        # lost with the gateway is stored once all the same. The last third waits for the restart.
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = es.EventServiceStub(channel)
+            for i in range(total):
+                if i == 2 * total // 3:
+                    restarted.wait()
+                for _ in range(50):
+                    try:
+                        event = em.NewEvent(type="Tick", aggregate_id="t", idempotency_key=f"tick-{i}")
+                        reply = stub.PublishEvent(em.PublishEventRequest(event=event), metadata=md, timeout=10, wait_for_ready=True)
+                        acknowledged[f"tick-{i}"] = reply.sequence
+                        break
+                    except grpc.RpcError:
+                        restarted.wait()
+                time.sleep(0.005)  # spread the publishes out, so that the stop lands among them
+
     with run_gateway(binaries, data, "--port", str(port)) as first:
         cli = login(binaries, first, tmp_path, "uid-sub")
-        md = first.tokens.metadata("uid-sub")
-        published = [es.EventServiceStub(first.channel).PublishEvent(
-            em.PublishEventRequest(event=em.NewEvent(type="Tick", aggregate_id="t")), metadata=md, timeout=10).sequence for _ in range(20)]
-        subscriber = subprocess.Popen([cli.binary, "event", "subscribe", "--from", str(published[0]), "--type", "Tick", "--count", "60"],
+        admin = first.tokens.metadata("uid-admin", admin=True)
+        subscriber = subprocess.Popen([cli.binary, "event", "subscribe", "--from", "1", "--type", "Tick", "--count", str(total)],
                                       env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        received = [json.loads(subscriber.stdout.readline())["sequence"] for _ in range(20)]
-    # The gateway is gone (the block ended); it comes back on the same port and more events are published.
+        publisher = threading.Thread(target=publish, args=(first.tokens.metadata("uid-sub"),), daemon=True)
+        publisher.start()
+        received = [json.loads(subscriber.stdout.readline()) for _ in range(10)]
+        first.proc.send_signal(stop)
+        first.proc.wait()
     with run_gateway(binaries, data, "--port", str(port)) as second:
+        restarted.set()
+        received += [json.loads(line) for line in subscriber.stdout]
+        assert subscriber.wait(timeout=120) == 0, subscriber.stderr.read()
+        publisher.join(timeout=120)
+        assert not publisher.is_alive() and len(acknowledged) == total
         stub = es.EventServiceStub(second.channel)
-        md = second.tokens.metadata("uid-sub")
-        for _ in range(40):
-            published.append(stub.PublishEvent(em.PublishEventRequest(event=em.NewEvent(type="Tick", aggregate_id="t")), metadata=md, timeout=10).sequence)
-        received += [json.loads(line)["sequence"] for line in subscriber.stdout]
-        assert subscriber.wait(timeout=60) == 0
-    assert [int(s) for s in received] == published
+        stored = [e for page in all_pages(lambda token: stub.ListEvents(em.ListEventsRequest(
+            filter=em.EventFilter(types=["Tick"]), page_size=100, page_token=token), metadata=admin, timeout=10)) for e in page.events]
+    printed = [(int(e["sequence"]), e["idempotencyKey"]) for e in received]
+    assert printed == [(e.sequence, e.idempotency_key) for e in stored]
+    assert sorted(key for _, key in printed) == sorted(acknowledged) and sorted(acknowledged.values()) == [s for s, _ in printed]
     assert b"reconnecting" in subscriber.stderr.read()
 
 
