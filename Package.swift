@@ -173,7 +173,7 @@ let package = Package(
             // Typed clients for the gateway's services over RPCHTTP2, with tokens, deadlines and retries of reads.
             .target(
                 name: "GatewayClient",
-                dependencies: ["GatewayProtos", "StandardProtos", "RPCCore", "RPCHTTP2", "ProtoRuntime", "CurlHTTP", "GatewayApplication"]
+                dependencies: ["GatewayProtos", "StandardProtos", "RPCCore", "RPCHTTP2", "OpenSSLTLS", "ProtoRuntime", "CurlHTTP", "GatewayApplication"]
             ),
             .executableTarget(
                 name: "gatewayctl",

@@ -1,6 +1,7 @@
 @_exported import GatewayProtos
 @_exported import ProtoRuntime
 @_exported import RPCCore
+@_exported import OpenSSLTLS
 @_exported import RPCHTTP2
 @_exported import StandardProtos
 

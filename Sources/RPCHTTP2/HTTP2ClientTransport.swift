@@ -105,7 +105,9 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         do {
             established = try await connection().future.get()
         } catch {
-            throw RPCError(code: .unavailable, message: "cannot connect to \(host):\(port)", cause: error)
+            // A failed TLS handshake says why (an untrusted certificate, a name that does not match, no h2).
+            let reason = (error as? TLSError).map { ": \($0)" } ?? ""
+            throw RPCError(code: .unavailable, message: "cannot connect to \(host):\(port)\(reason)", cause: error)
         }
         let loop = established.channel.eventLoop
         let handler = established.handler

@@ -34,6 +34,21 @@ struct GlobalOptions: ParsableArguments {
 
     @Flag(name: .customShort("v"), help: "Print request headers (tokens redacted), response headers and trailers on stderr.")
     var verbose = false
+
+    @Flag(help: "Connect over TLS, checking the server's certificate against the system's roots or --ca-cert (env GATEWAY_TLS=1).")
+    var tls = false
+
+    @Option(help: ArgumentHelp("PEM roots to trust instead of the system's; implies --tls (env GATEWAY_CA_CERT).", valueName: "file"))
+    var caCert: String?
+
+    @Option(help: "The name sent as SNI and checked against the certificate (default: the host of --server); implies --tls.")
+    var serverName: String?
+
+    @Option(help: ArgumentHelp("A client certificate for mutual TLS, with --client-key; implies --tls.", valueName: "file"))
+    var clientCert: String?
+
+    @Option(help: ArgumentHelp("The client certificate's private key (PEM).", valueName: "file"))
+    var clientKey: String?
 }
 
 /// The settings in force, resolved once per command.
@@ -47,6 +62,9 @@ struct Context: Sendable {
     let headers: [(name: String, value: String)]
     let verbose: Bool
     let token: (any TokenSource)?
+    /// TLS for the connection, nil for h2c; and the name checked against the server's certificate.
+    let tls: TLSContext?
+    let serverName: String?
 
     static var environment: [String: String] { ProcessInfo.processInfo.environment }
 
@@ -89,6 +107,7 @@ struct Context: Sendable {
             return (String(text[..<equals]).lowercased().trimmingCharacters(in: .whitespaces), String(text[text.index(after: equals)...]))
         }
         verbose = options.verbose
+        (tls, serverName) = try Self.tls(options, file: file)
         guard needsToken else {
             token = nil
             return
@@ -104,6 +123,31 @@ struct Context: Sendable {
             self.token = StaticToken(token)
         } else {
             token = try SavedCredentials.load()?.tokenSource()
+        }
+    }
+
+    /// Flag, else environment (`GATEWAY_TLS`, `GATEWAY_CA_CERT`), else config.json (`tls`, `ca_cert`,
+    /// `server_name`, `client_cert`, `client_key`).
+    static func tls(_ options: GlobalOptions, file: [String: Any]) throws -> (TLSContext?, String?) {
+        let environment = Self.environment
+        let caCert = try options.caCert ?? environment["GATEWAY_CA_CERT"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? configured(file, "ca_cert", as: String.self)
+        let serverName = try options.serverName ?? configured(file, "server_name", as: String.self)
+        let clientCert = try options.clientCert ?? configured(file, "client_cert", as: String.self)
+        let clientKey = try options.clientKey ?? configured(file, "client_key", as: String.self)
+        let enabled = try options.tls || ["1", "true", "yes"].contains(environment["GATEWAY_TLS"]?.lowercased() ?? "")
+            || configured(file, "tls", as: Bool.self) == true || caCert != nil || serverName != nil || clientCert != nil
+        guard enabled else { return (nil, nil) }
+        guard (clientCert == nil) == (clientKey == nil) else {
+            throw UsageError("--client-cert and --client-key go together")
+        }
+        var configuration = TLSClientConfiguration(caFile: caCert, serverName: serverName)
+        configuration.certificateChainFile = clientCert
+        configuration.privateKeyFile = clientKey
+        do {
+            return (try TLSContext.client(configuration), serverName)
+        } catch {
+            throw LocalFailure("\(error)")
         }
     }
 
@@ -138,6 +182,7 @@ struct Context: Sendable {
         switch type {
         case is String.Type: "a string"
         case is NSNumber.Type: "a number"
+        case is Bool.Type: "true or false"
         default: "a list of strings"
         }
     }
@@ -152,6 +197,8 @@ struct Context: Sendable {
         var options = GatewayConnection.Options()
         options.defaultTimeout = timeout
         options.headers = headers
+        options.transport.tls = tls
+        options.transport.tlsServerName = serverName
         return try GatewayConnection.connect(to: server, token: token, options: options, interceptors: verbose ? [VerboseHeaders()] : [])
     }
 

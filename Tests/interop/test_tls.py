@@ -3,6 +3,7 @@
 localhost/127.0.0.1, and client certificates for mutual TLS."""
 
 import datetime
+import json
 import os
 import pathlib
 import signal
@@ -348,7 +349,6 @@ def test_an_encrypted_key_with_its_passphrase_serves_and_an_expiring_certificate
 
 
 def test_gateway_bench_loads_the_gateway_over_tls(binaries, tls_gateway, pki):
-    import json
     out = subprocess.run([str(binaries / "gateway-bench"), "run", "--target", f"127.0.0.1:{tls_gateway.port}",
                           "--scenario", "health", "--connections", "2", "--streams", "2", "--duration", "1",
                           "--warmup", "0", "--tls", "--ca-cert", str(pki.dir / "ca.pem"), "--json"],
@@ -387,3 +387,49 @@ def test_ten_thousand_handshakes_leave_no_ssl_objects_behind(binaries, pki, tmp_
         warm = rss_kib()
         handshakes(9_000)
         assert rss_kib() - warm < 4 * 1024, f"RSS grew from {warm} KiB to {rss_kib()} KiB"
+
+
+def gatewayctl(binaries, home, *args, env=None):
+    """The built gatewayctl (a command, then its options) with settings only from `home` (its
+    ~/.config/gatewayctl) and `env`."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    environment.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), **(env or {}))
+    return subprocess.run([str(binaries / "gatewayctl"), *args], capture_output=True, text=True, env=environment, timeout=60)
+
+
+def test_gatewayctl_over_tls_checks_the_certificate_and_its_name(binaries, tls_gateway, pki, tmp_path):
+    server = ["--server", f"localhost:{tls_gateway.port}"]
+    ca = ["--ca-cert", str(pki.dir / "ca.pem")]
+    assert gatewayctl(binaries, tmp_path, "health", *server, *ca).returncode == 0
+    token = tls_gateway.tokens("ctl-tls", email="ctl-tls@example.com")
+    created = gatewayctl(binaries, tmp_path, "user", "create", "--email", "ctl-tls@example.com", "--display-name", "CTL",
+                         *server, *ca, "--token", token, "--output", "json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["email"] == "ctl-tls@example.com"
+
+    untrusted = gatewayctl(binaries, tmp_path, "health", *server, "--ca-cert", str(pki.dir / "other-ca.pem"))
+    assert untrusted.returncode == 64 + 14 and "certificate verification failed" in untrusted.stderr
+    misnamed = gatewayctl(binaries, tmp_path, "health", *server, *ca, "--server-name", "example.com")
+    assert misnamed.returncode == 64 + 14 and "hostname mismatch" in misnamed.stderr
+    plaintext = gatewayctl(binaries, tmp_path, "health", *server)
+    assert plaintext.returncode == 64 + 14
+    missing = gatewayctl(binaries, tmp_path, "health", *server, "--ca-cert", str(tmp_path / "nope.pem"))
+    assert missing.returncode == 1 and "nope.pem: cannot read it" in missing.stderr
+
+    # The same from the environment and from config.json.
+    assert gatewayctl(binaries, tmp_path, "health", *server, env={"GATEWAY_TLS": "1", "GATEWAY_CA_CERT": ca[1]}).returncode == 0
+    folder = tmp_path / ".config" / "gatewayctl"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"server": f"localhost:{tls_gateway.port}", "tls": True, "ca_cert": ca[1]}))
+    assert gatewayctl(binaries, tmp_path, "health").returncode == 0
+
+
+def test_gatewayctl_with_a_client_certificate_calls_as_the_service(binaries, pki, tmp_path):
+    flags = [*tls_flags(pki), "--tls-client-ca", str(pki.dir / "ca.pem"), "--mtls-services", "spiffe://example.org/payments"]
+    with run_gateway(binaries, tmp_path / "data", *flags) as gateway:
+        common = ["--server", f"localhost:{gateway.port}", "--ca-cert", str(pki.dir / "ca.pem"), "--output", "json"]
+        counted = gatewayctl(binaries, tmp_path, "user", "count", *common, "--client-cert", str(pki.dir / "client.pem"),
+                             "--client-key", str(pki.dir / "client.key"))
+        assert counted.returncode == 0, counted.stderr
+        refused = gatewayctl(binaries, tmp_path, "user", "count", *common)
+        assert refused.returncode == 64 + 14, refused.stderr
