@@ -111,6 +111,11 @@ public final class SQLiteDatabase: @unchecked Sendable {
         // An acknowledged write must survive kill -9 and power loss. In WAL mode NORMAL survives a killed
         // process but may lose the last commits when the machine loses power; FULL syncs the log at each commit.
         try connection.execute("PRAGMA synchronous = FULL")
+        // Each write runs in a savepoint (group commit, below), and a savepoint keeps the pages it changes in a
+        // statement journal, a temporary file by default: one pwrite per page per write, measured as half
+        // the gateway's CPU (kernel write path) under PublishStream. In memory it costs only the copies; the
+        // journal lives no longer than its transaction (sqlite.org/tempfiles.html, "Statement Journals").
+        try connection.execute("PRAGMA temp_store = MEMORY")
         try connection.execute("PRAGMA foreign_keys = ON")
         try connection.migrate(migrations)
         writer = connection
