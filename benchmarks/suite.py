@@ -25,7 +25,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVER_CPU, LOAD_CPU = "0", "1"
 SCENARIOS = ["unary", "streaming-ping-pong", "streaming-qps", "server-streaming", "client-streaming"]
-GATEWAY_SCENARIOS = ["health", "get-user", "publish", "publish-batch"]
+GATEWAY_SCENARIOS = ["health", "get-user", "publish", "publish-batch", "publish-stream"]
 
 
 def free_port():
@@ -363,7 +363,7 @@ def report(results):
         for scenario, reports in results["gateway"].items():
             ops = median([r["operationsPerSecond"] for r in reports])
             # publish-batch sends gateway-bench's default of 10 events per call.
-            events = ops * {"publish": 1, "publish-batch": 10}[scenario] if scenario.startswith("publish") else None
+            events = ops * {"publish": 1, "publish-batch": 10, "publish-stream": 1}[scenario] if scenario.startswith("publish") else None
             lines.append(f"| {scenario} | {fmt(ops)} | {fmt(events) if events else '—'} | "
                          f"{fmt((events or ops) / health, 2) if health else '—'} | "
                          f"{fmt(median([r['latency']['p50'] for r in reports]))} | {fmt(median([r['latency']['p99'] for r in reports]))} | "

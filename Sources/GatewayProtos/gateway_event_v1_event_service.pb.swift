@@ -51,6 +51,18 @@ public struct Gateway_Event_V1_PublishEventResponse: ProtoMessage {
     public init() {}
 }
 
+public struct Gateway_Event_V1_PublishStreamResponse: ProtoMessage {
+    public var result: OneOf_Result? = nil
+    public var unknownFields = UnknownFields()
+
+    public init() {}
+
+    public enum OneOf_Result: Sendable, Hashable {
+        case event(Gateway_Event_V1_PublishEventResponse)
+        case error(Gateway_Common_V1_StatusDetails)
+    }
+}
+
 public struct Gateway_Event_V1_PublishEventsRequest: ProtoMessage {
     public var events: [Gateway_Event_V1_NewEvent] = []
     public var unknownFields = UnknownFields()
@@ -477,6 +489,73 @@ extension Gateway_Event_V1_PublishEventResponse {
                     if !v.isNull { self.sequence = try v.protoUInt64(field: "sequence") }
                 case "duplicate":
                     if !v.isNull { self.duplicate = try v.protoBool(field: "duplicate") }
+                default:
+                    guard options.ignoreUnknownFields else { throw ProtoJSONError(unknownField: key, in: Self.protoMessageName) }
+            }
+        }
+    }
+}
+
+extension Gateway_Event_V1_PublishStreamResponse {
+    public static let protoMessageName = "gateway.event.v1.PublishStreamResponse"
+
+    nonisolated(unsafe) private static let _descriptor: UnsafeRawPointer = {
+        var m = Gateway__Event__V1__PublishStreamResponse()
+        gateway__event__v1__publish_stream_response__init(&m)
+        return UnsafeRawPointer(m.base.descriptor)
+    }()
+    public static var _protobufCDescriptor: UnsafeRawPointer { _descriptor }
+
+    public init(_protobufC raw: UnsafeRawPointer) throws {
+        let m = raw.assumingMemoryBound(to: Gateway__Event__V1__PublishStreamResponse.self)
+        self.init()
+        switch m.pointee.result_case.rawValue {
+            case 1: self.result = .event(try Gateway_Event_V1_PublishEventResponse(_protobufC: m.pointee.event!))
+            case 2: self.result = .error(try Gateway_Common_V1_StatusDetails(_protobufC: m.pointee.error!))
+            default: break
+        }
+        self.unknownFields = try ProtobufCDecoding.unknownFields(of: raw, in: Self.protoMessageName)
+    }
+
+    public func _protobufC(_ e: ProtobufCEncoder) throws -> UnsafeMutableRawPointer {
+        let m = e.allocate(Gateway__Event__V1__PublishStreamResponse.self)
+        gateway__event__v1__publish_stream_response__init(m)
+        switch self.result {
+            case .event(let v)?:
+                m.pointee.result_case = .init(rawValue: 1)
+                m.pointee.event = try v._protobufC(e).assumingMemoryBound(to: Gateway__Event__V1__PublishEventResponse.self)
+            case .error(let v)?:
+                m.pointee.result_case = .init(rawValue: 2)
+                m.pointee.error = try v._protobufC(e).assumingMemoryBound(to: Gateway__Common__V1__StatusDetails.self)
+            case nil: break
+        }
+        e.setUnknownFields(unknownFields, on: m)
+        return UnsafeMutableRawPointer(m)
+    }
+
+    public func _encodeJSON(to w: inout JSONWriter, options: JSONEncodingOptions) throws {
+        w.beginObject()
+        switch self.result {
+            case .event(let v)?:
+                w.key("event")
+                try v._encodeJSON(to: &w, options: options)
+            case .error(let v)?:
+                w.key("error")
+                try v._encodeJSON(to: &w, options: options)
+            case nil: break
+        }
+        w.endObject()
+    }
+
+    public init(_json value: JSONValue, options: JSONDecodingOptions) throws {
+        self.init()
+        let object = try value.protoObject(message: Self.protoMessageName)
+        for (key, v) in object.entries {
+            switch key {
+                case "event":
+                    if !v.isNull { self.result = .event(try Gateway_Event_V1_PublishEventResponse(_json: v, options: options)) }
+                case "error":
+                    if !v.isNull { self.result = .error(try Gateway_Common_V1_StatusDetails(_json: v, options: options)) }
                 default:
                     guard options.ignoreUnknownFields else { throw ProtoJSONError(unknownField: key, in: Self.protoMessageName) }
             }
@@ -986,15 +1065,17 @@ public enum Gateway_Event_V1_EventService {
     public enum Method {
         public static let publishEvent = MethodDescriptor(service: Gateway_Event_V1_EventService.descriptor, method: "PublishEvent", kind: .unary)
         public static let publishEvents = MethodDescriptor(service: Gateway_Event_V1_EventService.descriptor, method: "PublishEvents", kind: .unary)
+        public static let publishStream = MethodDescriptor(service: Gateway_Event_V1_EventService.descriptor, method: "PublishStream", kind: .bidirectionalStreaming)
         public static let subscribe = MethodDescriptor(service: Gateway_Event_V1_EventService.descriptor, method: "Subscribe", kind: .serverStreaming)
         public static let listEvents = MethodDescriptor(service: Gateway_Event_V1_EventService.descriptor, method: "ListEvents", kind: .unary)
-        public static let all: [MethodDescriptor] = [publishEvent, publishEvents, subscribe, listEvents]
+        public static let all: [MethodDescriptor] = [publishEvent, publishEvents, publishStream, subscribe, listEvents]
     }
 
     /// Implement this to serve `gateway.event.v1.EventService`; throw an `RPCError` to end a call with a status.
     public protocol ServiceProtocol: RPCService {
         func publishEvent(_ request: Gateway_Event_V1_PublishEventRequest, context: ServerContext) async throws -> Gateway_Event_V1_PublishEventResponse
         func publishEvents(_ request: Gateway_Event_V1_PublishEventsRequest, context: ServerContext) async throws -> Gateway_Event_V1_PublishEventsResponse
+        func publishStream(_ requests: RPCAsyncSequence<Gateway_Event_V1_PublishEventRequest>, responses: RPCWriter<Gateway_Event_V1_PublishStreamResponse>, context: ServerContext) async throws
         func subscribe(_ request: Gateway_Event_V1_SubscribeRequest, responses: RPCWriter<Gateway_Event_V1_SubscribeResponse>, context: ServerContext) async throws
         func listEvents(_ request: Gateway_Event_V1_ListEventsRequest, context: ServerContext) async throws -> Gateway_Event_V1_ListEventsResponse
     }
@@ -1015,6 +1096,10 @@ public enum Gateway_Event_V1_EventService {
             try await client.unary(request: request, descriptor: Gateway_Event_V1_EventService.Method.publishEvents, metadata: metadata, options: options).message
         }
 
+        public func publishStream<Result: Sendable>(metadata: Metadata = [:], options: CallOptions = .defaults, requests: @escaping @Sendable (RPCWriter<Gateway_Event_V1_PublishEventRequest>) async throws -> Void, onResponse: @escaping @Sendable (StreamingClientResponse<Gateway_Event_V1_PublishStreamResponse>) async throws -> Result) async throws -> Result {
+            try await client.bidirectionalStreaming(descriptor: Gateway_Event_V1_EventService.Method.publishStream, metadata: metadata, options: options, requests: requests, onResponse: onResponse)
+        }
+
         public func subscribe<Result: Sendable>(_ request: Gateway_Event_V1_SubscribeRequest, metadata: Metadata = [:], options: CallOptions = .defaults, onResponse: @escaping @Sendable (StreamingClientResponse<Gateway_Event_V1_SubscribeResponse>) async throws -> Result) async throws -> Result {
             try await client.serverStreaming(request: request, descriptor: Gateway_Event_V1_EventService.Method.subscribe, metadata: metadata, options: options, onResponse: onResponse)
         }
@@ -1029,6 +1114,7 @@ extension Gateway_Event_V1_EventService.ServiceProtocol {
     public func registerMethods(with router: inout RPCRouter) {
         router.unary(Gateway_Event_V1_EventService.Method.publishEvent) { try await self.publishEvent($0, context: $1) }
         router.unary(Gateway_Event_V1_EventService.Method.publishEvents) { try await self.publishEvents($0, context: $1) }
+        router.bidirectionalStreaming(Gateway_Event_V1_EventService.Method.publishStream) { try await self.publishStream($0, responses: $1, context: $2) }
         router.serverStreaming(Gateway_Event_V1_EventService.Method.subscribe) { try await self.subscribe($0, responses: $1, context: $2) }
         router.unary(Gateway_Event_V1_EventService.Method.listEvents) { try await self.listEvents($0, context: $1) }
     }

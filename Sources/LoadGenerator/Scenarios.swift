@@ -18,6 +18,8 @@ public enum ScenarioName: String, CaseIterable, Sendable, Codable {
     case getUser = "get-user"
     case publish
     case publishBatch = "publish-batch"
+    /// `EventService/PublishStream`: events on long streams, `--in-flight` unacknowledged per stream.
+    case publishStream = "publish-stream"
     case fanout
     case upload
     case download
@@ -88,6 +90,12 @@ extension ScenarioName {
                 $0.events = Array(repeating: Self.event(payload), count: max(1, options.batch))
             }.serializedBytes()
             return Unary(method: Gateway_Event_V1_EventService.Method.publishEvents, requests: [request], messagesPerRequest: max(1, options.batch))
+        case .publishStream:
+            let request = try Gateway_Event_V1_PublishEventRequest.with { $0.event = Self.event(payload) }.serializedBytes()
+            return StreamingQPS(method: Gateway_Event_V1_EventService.Method.publishStream, request: request) { reply in
+                guard case .error(let status)? = (try? Gateway_Event_V1_PublishStreamResponse(serializedBytes: reply))?.result else { return nil }
+                return RPCError(code: StatusCode(rawValue: Int(status.code)) ?? .unknown, message: status.message)
+            }
         case .upload: return Upload(requests: try Upload.requests(payload))
         case .download: return Download(content: payload)
         case .fanout: return Fanout(payload: shape.payload)
@@ -154,6 +162,8 @@ struct PingPong: Scenario {
 struct StreamingQPS: Scenario {
     let method: MethodDescriptor
     let request: [UInt8]
+    /// The error a reply carries, if replies can carry one (PublishStream's refused events).
+    var refusal: @Sendable ([UInt8]) -> RPCError? = { _ in nil }
 
     func run(_ worker: Worker) async {
         await Calls.withLongStream(worker, method) { stream in
@@ -168,7 +178,11 @@ struct StreamingQPS: Scenario {
                         let done = monotonicNanos()
                         let intended = pending.withLock { $0.isEmpty ? done : $0.removeFirst() }
                         worker.received(bytes: reply.count, at: done)
-                        worker.completed(intended: intended, at: done)
+                        if let error = refusal(reply) {
+                            worker.failed(error)
+                        } else {
+                            worker.completed(intended: intended, at: done)
+                        }
                         credit.yield()
                     }
                     return nil

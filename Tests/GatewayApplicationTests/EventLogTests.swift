@@ -1,5 +1,6 @@
 import GatewayApplication
 import MemoryAdapters
+import Synchronization
 import Testing
 
 private func event(_ i: Int, type: String = "Thing", key: String? = nil) throws -> NewEvent {
@@ -141,5 +142,141 @@ private let admin = Principal(uid: "root", isAdmin: true, expiresAt: 1_900_000_0
         try await Task.sleep(for: .milliseconds(50))
         consumer.cancel()
         await #expect(throws: CancellationError.self) { try await consumer.value }
+    }
+}
+
+/// The events of a stream, handed out one per call from any task.
+private final class ScriptedStream: Sendable {
+    private let items: Mutex<[Result<NewEvent, DomainError>]>
+    let read = Atomic<Int>(0)
+
+    init(_ items: [Result<NewEvent, DomainError>]) {
+        self.items = Mutex(items)
+    }
+
+    func next() async throws -> Result<NewEvent, DomainError>? {
+        let item = items.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+        if item != nil { read.add(1, ordering: .relaxed) }
+        return item
+    }
+}
+
+/// A store whose appends wait until released, counting the calls and the events in each.
+private final class GatedEventStore: EventStore {
+    let inner = MemoryEventStore()
+    let batches = Mutex<[Int]>([])
+    let gate = AsyncGate()
+
+    func append(_ events: [PendingEvent]) async throws -> [AppendedEvent] {
+        batches.withLock { $0.append(events.count) }
+        await gate.wait()
+        return try await inner.append(events)
+    }
+    func read(after sequence: Int64, limit: Int, filter: EventFilter) async throws -> EventBatch {
+        try await inner.read(after: sequence, limit: limit, filter: filter)
+    }
+    func lastSequence() async throws -> Int64 { try await inner.lastSequence() }
+    var appends: AppendSignal { inner.appends }
+}
+
+@Suite struct EventStreamIngestTests {
+    @Test func everyEventIsAnsweredInOrderAndStoredInOrderWithRefusalsInPlace() async throws {
+        let log = makeLog()
+        var inputs: [Result<NewEvent, DomainError>] = []
+        for i in 0..<400 {
+            inputs.append(i % 37 == 5 ? .failure(DomainError.invalid("event.type", "is required")) : .success(try event(i, key: i % 50 == 0 ? "k\(i % 100)" : nil)))
+        }
+        let stream = ScriptedStream(inputs)
+        let outcomes = Mutex<[EventLog.StreamOutcome]>([])
+        try await log.publish(streamOf: { try await stream.next() }, caller: alice) { outcome in
+            outcomes.withLock { $0.append(outcome) }
+        }
+        let answered = outcomes.withLock { $0 }
+        #expect(answered.count == 400)
+        var sequences: [Int64] = []
+        for (i, outcome) in answered.enumerated() {
+            switch outcome {
+            case .stored(let appended):
+                #expect(i % 37 != 5)
+                #expect(appended.event.event.payload == Array("p\(i)".utf8) || appended.duplicate)
+                if !appended.duplicate { sequences.append(appended.event.sequence) }
+            case .refused(let error):
+                #expect(i % 37 == 5)
+                #expect(error == DomainError.invalid("event.type", "is required"))
+            }
+        }
+        // Stored in the stream's order, one sequence each; keys "k0" and "k50" repeat every 100 events.
+        #expect(sequences == Array(1...Int64(sequences.count)))
+        #expect(sequences.count == 400 - 11 - 6)
+    }
+
+    @Test func eventsThatArriveDuringACommitGoInTheNextBatchAndReadingStopsWhenTheBatchIsFull() async throws {
+        let store = GatedEventStore()
+        let clock = FakeWallClock(UnixTime(seconds: 1_800_000_000))
+        var settings = EventLog.Settings.defaults
+        settings.maximumBatch = 10
+        let log = EventLog(store: store, clock: clock, ids: MonotonicIDGenerator(clock: clock), pageTokens: PlainSealer(), settings: settings)
+        let stream = ScriptedStream(try (0..<25).map { .success(try event($0)) })
+        let answered = Atomic<Int>(0)
+        let run = Task {
+            try await log.publish(streamOf: { try await stream.next() }, caller: alice) { _ in answered.add(1, ordering: .relaxed) }
+        }
+        // While the first batch is being committed, the reader fills the next one (ten events) and stops there.
+        while store.batches.withLock({ $0.isEmpty }) { await Task.yield() }
+        let first = store.batches.withLock { $0[0] }
+        while stream.read.load(ordering: .relaxed) < first + 10 { await Task.yield() }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(stream.read.load(ordering: .relaxed) == first + 10)
+        #expect(answered.load(ordering: .relaxed) == 0)
+        store.gate.open()
+        try await run.value
+        #expect(answered.load(ordering: .relaxed) == 25)
+        let batches = store.batches.withLock { $0 }
+        #expect(batches.allSatisfy { $0 <= 10 } && batches.reduce(0, +) == 25)
+    }
+
+    @Test func aStoreFailureEndsTheStreamAndStopsTheReader() async throws {
+        struct Broken: Error {}
+        let store = FailingEventStore(error: Broken())
+        let clock = FakeWallClock(UnixTime(seconds: 1_800_000_000))
+        let log = EventLog(store: store, clock: clock, ids: MonotonicIDGenerator(clock: clock), pageTokens: PlainSealer())
+        let stream = ScriptedStream(try (0..<10_000).map { .success(try event($0)) })
+        await #expect(throws: Broken.self) {
+            try await log.publish(streamOf: { try await stream.next() }, caller: alice) { _ in }
+        }
+        #expect(stream.read.load(ordering: .relaxed) < 10_000)
+    }
+}
+
+private struct FailingEventStore: EventStore {
+    let error: any Error
+    let appends = AppendSignal()
+    func append(_ events: [PendingEvent]) async throws -> [AppendedEvent] { throw error }
+    func read(after sequence: Int64, limit: Int, filter: EventFilter) async throws -> EventBatch { throw error }
+    func lastSequence() async throws -> Int64 { 0 }
+}
+
+/// Closed until opened; then every waiter goes on.
+private final class AsyncGate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let go = state.withLock { s -> Bool in
+                if s.open { return true }
+                s.waiters.append(continuation)
+                return false
+            }
+            if go { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        waiters.forEach { $0.resume() }
     }
 }

@@ -37,6 +37,35 @@ struct RateLimitTests {
         Principal(uid: uid, tenant: tenant, expiresAt: 2_000_000_000)
     }
 
+    /// PublishStream's events are writes each: past the burst, the stream is paced (the next message is read
+    /// once a token is there), not refused.
+    @Test func aPublishStreamIsPacedToTheWriteRate() async throws {
+        let clock = TestClock()
+        var settings = RateLimitInterceptor.Settings()
+        settings.write = .init(perSecond: 10, burst: 5)
+        let limiter = RateLimitInterceptor(settings: settings, clock: { clock.read() })
+        let method = MethodDescriptor(service: .init(fullyQualifiedName: "gateway.event.v1.EventService"), method: "PublishStream", kind: .bidirectionalStreaming)
+        var context = ServerContext(descriptor: method, requestMetadata: [:], peer: "test", deadline: nil)
+        context.values[PrincipalKey.self] = principal("alice")
+        let messages = RPCAsyncSequence.elements(Array(repeating: [UInt8](), count: 8))
+        let stream = RPCServerStream(inbound: messages, outbound: RPCWriter { _ in })
+        let read = Atomic<Int>(0)
+        let call = Task {
+            try await limiter.intercept(stream, context: context) { stream, _ in
+                for try await _ in stream.inbound { read.add(1, ordering: .relaxed) }
+            }
+        }
+        // The call's token and four more: five messages, then the sixth waits for the clock.
+        while read.load(ordering: .relaxed) < 5 { await Task.yield() }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(read.load(ordering: .relaxed) == 5)
+        clock.advance(.milliseconds(300))  // three tokens
+        try await call.value
+        #expect(read.load(ordering: .relaxed) == 8)
+        // Other methods, and admins, are not paced per message.
+        #expect(!RateLimitInterceptor.perMessageMethods.contains(Self.write.description))
+    }
+
     @Test func aUserGetsTheBurstThenTheRateAndOthersAreUntouched() async throws {
         let clock = TestClock()
         var settings = RateLimitInterceptor.Settings()

@@ -14,7 +14,7 @@ from conftest import free_port, serve, wait_for_port
 from gateway_fixtures import run_gateway
 
 BENCHMARK_SCENARIOS = ["unary", "streaming-ping-pong", "streaming-qps", "server-streaming", "client-streaming"]
-GATEWAY_SCENARIOS = ["health", "get-user", "publish", "publish-batch", "fanout", "upload", "download"]
+GATEWAY_SCENARIOS = ["health", "get-user", "publish", "publish-batch", "publish-stream", "fanout", "upload", "download"]
 
 
 def bench(binaries, port, scenario, *extra, duration="1", warmup="0.5"):

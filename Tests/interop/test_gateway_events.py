@@ -185,3 +185,43 @@ def test_user_changes_record_domain_events(gateway, api, pb2):
     updated = de.UserUpdated.FromString(log[1].payload)
     assert (list(updated.changed_fields), updated.version) == (["display_name"], 2)
     assert log[0].content_type == "application/x-protobuf; messageType=gateway.common.v1.UserCreated"
+
+
+def test_publish_stream_answers_every_event_in_order_and_stores_them_in_order(gateway, api):
+    """EventService/PublishStream: 1,000 events on one stream, every 97th not valid, keys repeated: one answer
+    per event in order (an error for the invalid ones, the stream goes on), the stored events in the stream's
+    order with consecutive sequence numbers, and a repeated key answered with the first event."""
+    m, events = api[0], events_stub(gateway, api)
+    md = gateway.tokens.metadata("uid-stream-ingest")
+
+    def request(i):
+        if i % 97 == 13:
+            return m.PublishEventRequest(event=m.NewEvent(type="", aggregate_id="a"))
+        key = f"ingest-{i % 100}" if i % 250 == 0 else ""
+        return m.PublishEventRequest(event=new_event(api, i, type="Ingest", idempotency_key=key))
+
+    answers = list(events.PublishStream((request(i) for i in range(1000)), metadata=md, timeout=120))
+    assert len(answers) == 1000
+    stored = []
+    for i, answer in enumerate(answers):
+        if i % 97 == 13:
+            assert answer.WhichOneof("result") == "error"
+            assert answer.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+            assert answer.error.message == "event.type: is required"
+        else:
+            assert answer.WhichOneof("result") == "event", (i, answer)
+            if not answer.event.duplicate:
+                stored.append((answer.event.sequence, f"payload {i}".encode()))
+    # i = 0, 250, 500, 750 share key ingest-0 / ingest-50: the first of each is stored, the others answer it.
+    assert [a.event.duplicate for i, a in enumerate(answers) if i % 250 == 0] == [False, False, True, True]
+    assert answers[500].event.sequence == answers[0].event.sequence
+    sequences = [s for s, _ in stored]
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+    listed = events.ListEvents(m.ListEventsRequest(after_sequence=sequences[0] - 1, page_size=1000,
+                                                   filter=m.EventFilter(types=["Ingest"])), metadata=md, timeout=30).events
+    assert [(e.sequence, e.payload) for e in listed] == stored
+
+
+def test_publish_stream_with_nothing_sent_ends_ok(gateway, api):
+    m, events = api[0], events_stub(gateway, api)
+    assert list(events.PublishStream(iter([]), metadata=gateway.tokens.metadata("uid-empty"), timeout=30)) == []

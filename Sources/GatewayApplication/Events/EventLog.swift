@@ -16,7 +16,7 @@ public struct EventLog: Sendable {
     private let clock: any WallClock
     private let ids: any IDGenerator
     private let pageTokens: any TokenSealer
-    private let settings: Settings
+    let settings: Settings
 
     public init(store: any EventStore, clock: any WallClock, ids: any IDGenerator, pageTokens: any TokenSealer, settings: Settings = .defaults) {
         self.store = store

@@ -10,6 +10,10 @@ import Synchronization
 /// it does any work, with the delay after which a token will be there as a `google.rpc.RetryInfo` in
 /// `grpc-status-details-bin` (gRPC doc/statuscodes.md; AIP-193). Callers with the `admin` claim are not
 /// limited (operators and the backend jobs they run). Placed after ``AuthInterceptor``.
+///
+/// On a method whose every request message is one write (``perMessageMethods``: `PublishStream`), each message
+/// after the first takes a token too; over the limit the stream is not refused but paced: the next message
+/// is read once a token is there, and HTTP/2 flow control holds the client back meanwhile.
 public struct RateLimitInterceptor: ServerInterceptor {
     /// One class's rate (calls per second, refilled continuously) and burst (the bucket's size); a rate of 0
     /// turns the class's limit off.
@@ -36,6 +40,9 @@ public struct RateLimitInterceptor: ServerInterceptor {
 
     private let settings: Settings
     private let buckets: TokenBuckets
+
+    /// Streaming methods whose request messages are each a write of their own.
+    static let perMessageMethods: Set<String> = ["gateway.event.v1.EventService/PublishStream"]
 
     public init(settings: Settings, clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
         self.settings = settings
@@ -65,7 +72,9 @@ public struct RateLimitInterceptor: ServerInterceptor {
         if let wait = buckets.take(keys) {
             throw Self.refusal(kind: kind, rate: rate, wait: wait, tenant: keys.count > 1 && wait.tenant)
         }
-        try await next(stream, context)
+        guard Self.perMessageMethods.contains(context.descriptor.description) else { return try await next(stream, context) }
+        let paced = PacedMessages(base: stream.inbound, buckets: buckets, keys: keys)
+        try await next(RPCServerStream(inbound: RPCAsyncSequence(wrapping: paced), outbound: stream.outbound), context)
     }
 
     private static func refusal(kind: MethodClass, rate: Rate, wait: TokenBuckets.Wait, tenant: Bool) -> RPCError {
@@ -88,6 +97,36 @@ public struct RateLimitInterceptor: ServerInterceptor {
         var metadata = Metadata()
         if let bytes = try? status.serializedBytes() { metadata.addBinary(bytes, forKey: "grpc-status-details-bin") }
         return RPCError(code: .resourceExhausted, message: message, metadata: metadata)
+    }
+}
+
+/// Request messages of which each after the first waits for a token of `keys`.
+struct PacedMessages: AsyncSequence, Sendable {
+    let base: RPCAsyncSequence<[UInt8]>
+    let buckets: TokenBuckets
+    let keys: [TokenBuckets.Key]
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: RPCAsyncSequence<[UInt8]>.AsyncIterator
+        let buckets: TokenBuckets
+        let keys: [TokenBuckets.Key]
+        var first = true
+
+        mutating func next() async throws -> [UInt8]? {
+            guard let message = try await base.next() else { return nil }
+            if first {
+                first = false  // the call's own token paid for it
+            } else {
+                while let wait = buckets.take(keys) {
+                    try await Task.sleep(for: .milliseconds(Swift.max(1, Int((wait.seconds * 1000).rounded(.up)))))
+                }
+            }
+            return message
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator(), buckets: buckets, keys: keys)
     }
 }
 

@@ -24,6 +24,30 @@ public struct EventServiceImplementation: Gateway_Event_V1_EventService.ServiceP
         return response
     }
 
+    public func publishStream(
+        _ requests: RPCAsyncSequence<Gateway_Event_V1_PublishEventRequest>,
+        responses: RPCWriter<Gateway_Event_V1_PublishStreamResponse>, context: ServerContext
+    ) async throws {
+        let iterator = SharedIterator(requests.makeAsyncIterator())
+        try await log.publish(streamOf: {
+            guard let request = try await iterator.next() else { return nil }
+            guard let event = request.event else { return .failure(DomainError.invalid("event", "is required")) }
+            return Result { () throws(DomainError) in try NewEvent(event, field: "event.") }
+        }, caller: context.caller()) { outcome in
+            var response = Gateway_Event_V1_PublishStreamResponse()
+            switch outcome {
+            case .stored(let event):
+                response.result = .event(Gateway_Event_V1_PublishEventResponse(event))
+            case .refused(let error):
+                var status = Gateway_Common_V1_StatusDetails()
+                status.code = Int32(error.code.statusCode.rawValue)
+                status.message = error.message
+                response.result = .error(status)
+            }
+            try await responses.write(response)
+        }
+    }
+
     public func subscribe(
         _ request: Gateway_Event_V1_SubscribeRequest, responses: RPCWriter<Gateway_Event_V1_SubscribeResponse>, context: ServerContext
     ) async throws {
@@ -104,5 +128,19 @@ extension Gateway_Event_V1_PublishEventResponse {
         id = appended.event.id.description
         sequence = UInt64(appended.event.sequence)
         duplicate = appended.duplicate
+    }
+}
+
+/// An iterator that one task at a time advances from a `@Sendable` closure (the stream's reader).
+private final class SharedIterator<Base: AsyncIteratorProtocol>: @unchecked Sendable where Base.Element: Sendable {
+    private var base: Base
+
+    init(_ base: Base) {
+        self.base = base
+    }
+
+    /// Called from one task only (``EventLog/publish(streamOf:caller:answer:)`` reads from one).
+    func next() async throws -> Base.Element? {
+        try await base.next()
     }
 }

@@ -199,6 +199,51 @@ void   gateway__event__v1__publish_event_response__free_unpacked
   assert(message->base.descriptor == &gateway__event__v1__publish_event_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   gateway__event__v1__publish_stream_response__init
+                     (Gateway__Event__V1__PublishStreamResponse         *message)
+{
+  static const Gateway__Event__V1__PublishStreamResponse init_value = GATEWAY__EVENT__V1__PUBLISH_STREAM_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t gateway__event__v1__publish_stream_response__get_packed_size
+                     (const Gateway__Event__V1__PublishStreamResponse *message)
+{
+  assert(message->base.descriptor == &gateway__event__v1__publish_stream_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t gateway__event__v1__publish_stream_response__pack
+                     (const Gateway__Event__V1__PublishStreamResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &gateway__event__v1__publish_stream_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t gateway__event__v1__publish_stream_response__pack_to_buffer
+                     (const Gateway__Event__V1__PublishStreamResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &gateway__event__v1__publish_stream_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Gateway__Event__V1__PublishStreamResponse *
+       gateway__event__v1__publish_stream_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Gateway__Event__V1__PublishStreamResponse *)
+     protobuf_c_message_unpack (&gateway__event__v1__publish_stream_response__descriptor,
+                                allocator, len, data);
+}
+void   gateway__event__v1__publish_stream_response__free_unpacked
+                     (Gateway__Event__V1__PublishStreamResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &gateway__event__v1__publish_stream_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   gateway__event__v1__publish_events_request__init
                      (Gateway__Event__V1__PublishEventsRequest         *message)
 {
@@ -1021,6 +1066,57 @@ const ProtobufCMessageDescriptor gateway__event__v1__publish_event_response__des
   (ProtobufCMessageInit) gateway__event__v1__publish_event_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor gateway__event__v1__publish_stream_response__field_descriptors[2] =
+{
+  {
+    "event",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Gateway__Event__V1__PublishStreamResponse, result_case),
+    offsetof(Gateway__Event__V1__PublishStreamResponse, event),
+    &gateway__event__v1__publish_event_response__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Gateway__Event__V1__PublishStreamResponse, result_case),
+    offsetof(Gateway__Event__V1__PublishStreamResponse, error),
+    &gateway__common__v1__status_details__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned gateway__event__v1__publish_stream_response__field_indices_by_name[] = {
+  1,   /* field[1] = error */
+  0,   /* field[0] = event */
+};
+static const ProtobufCIntRange gateway__event__v1__publish_stream_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor gateway__event__v1__publish_stream_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "gateway.event.v1.PublishStreamResponse",
+  "PublishStreamResponse",
+  "Gateway__Event__V1__PublishStreamResponse",
+  "gateway.event.v1",
+  sizeof(Gateway__Event__V1__PublishStreamResponse),
+  2,
+  gateway__event__v1__publish_stream_response__field_descriptors,
+  gateway__event__v1__publish_stream_response__field_indices_by_name,
+  1,  gateway__event__v1__publish_stream_response__number_ranges,
+  (ProtobufCMessageInit) gateway__event__v1__publish_stream_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor gateway__event__v1__publish_events_request__field_descriptors[1] =
 {
   {
@@ -1442,18 +1538,20 @@ const ProtobufCMessageDescriptor gateway__event__v1__list_events_response__descr
   (ProtobufCMessageInit) gateway__event__v1__list_events_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor gateway__event__v1__event_service__method_descriptors[4] =
+static const ProtobufCMethodDescriptor gateway__event__v1__event_service__method_descriptors[5] =
 {
   { "PublishEvent", &gateway__event__v1__publish_event_request__descriptor, &gateway__event__v1__publish_event_response__descriptor },
   { "PublishEvents", &gateway__event__v1__publish_events_request__descriptor, &gateway__event__v1__publish_events_response__descriptor },
+  { "PublishStream", &gateway__event__v1__publish_event_request__descriptor, &gateway__event__v1__publish_stream_response__descriptor },
   { "Subscribe", &gateway__event__v1__subscribe_request__descriptor, &gateway__event__v1__subscribe_response__descriptor },
   { "ListEvents", &gateway__event__v1__list_events_request__descriptor, &gateway__event__v1__list_events_response__descriptor },
 };
 const unsigned gateway__event__v1__event_service__method_indices_by_name[] = {
-  3,        /* ListEvents */
+  4,        /* ListEvents */
   0,        /* PublishEvent */
   1,        /* PublishEvents */
-  2         /* Subscribe */
+  2,        /* PublishStream */
+  3         /* Subscribe */
 };
 const ProtobufCServiceDescriptor gateway__event__v1__event_service__descriptor =
 {
@@ -1462,7 +1560,7 @@ const ProtobufCServiceDescriptor gateway__event__v1__event_service__descriptor =
   "EventService",
   "Gateway__Event__V1__EventService",
   "gateway.event.v1",
-  4,
+  5,
   gateway__event__v1__event_service__method_descriptors,
   gateway__event__v1__event_service__method_indices_by_name
 };
@@ -1482,13 +1580,21 @@ void gateway__event__v1__event_service__publish_events(ProtobufCService *service
   assert(service->descriptor == &gateway__event__v1__event_service__descriptor);
   service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void gateway__event__v1__event_service__publish_stream(ProtobufCService *service,
+                                                       const Gateway__Event__V1__PublishEventRequest *input,
+                                                       Gateway__Event__V1__PublishStreamResponse_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &gateway__event__v1__event_service__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void gateway__event__v1__event_service__subscribe(ProtobufCService *service,
                                                   const Gateway__Event__V1__SubscribeRequest *input,
                                                   Gateway__Event__V1__SubscribeResponse_Closure closure,
                                                   void *closure_data)
 {
   assert(service->descriptor == &gateway__event__v1__event_service__descriptor);
-  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void gateway__event__v1__event_service__list_events(ProtobufCService *service,
                                                     const Gateway__Event__V1__ListEventsRequest *input,
@@ -1496,7 +1602,7 @@ void gateway__event__v1__event_service__list_events(ProtobufCService *service,
                                                     void *closure_data)
 {
   assert(service->descriptor == &gateway__event__v1__event_service__descriptor);
-  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void gateway__event__v1__event_service__init (Gateway__Event__V1__EventService_Service *service,
                                               Gateway__Event__V1__EventService_ServiceDestroy destroy)

@@ -16,6 +16,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 #include "google/protobuf/duration.pb-c.h"
 #include "google/protobuf/timestamp.pb-c.h"
+#include "gateway/common/v1/status_details.pb-c.h"
 
 typedef struct Gateway__Event__V1__Event Gateway__Event__V1__Event;
 typedef struct Gateway__Event__V1__Event__AttributesEntry Gateway__Event__V1__Event__AttributesEntry;
@@ -23,6 +24,7 @@ typedef struct Gateway__Event__V1__NewEvent Gateway__Event__V1__NewEvent;
 typedef struct Gateway__Event__V1__NewEvent__AttributesEntry Gateway__Event__V1__NewEvent__AttributesEntry;
 typedef struct Gateway__Event__V1__PublishEventRequest Gateway__Event__V1__PublishEventRequest;
 typedef struct Gateway__Event__V1__PublishEventResponse Gateway__Event__V1__PublishEventResponse;
+typedef struct Gateway__Event__V1__PublishStreamResponse Gateway__Event__V1__PublishStreamResponse;
 typedef struct Gateway__Event__V1__PublishEventsRequest Gateway__Event__V1__PublishEventsRequest;
 typedef struct Gateway__Event__V1__PublishEventsResponse Gateway__Event__V1__PublishEventsResponse;
 typedef struct Gateway__Event__V1__EventFilter Gateway__Event__V1__EventFilter;
@@ -152,6 +154,27 @@ struct  Gateway__Event__V1__PublishEventResponse
 #define GATEWAY__EVENT__V1__PUBLISH_EVENT_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&gateway__event__v1__publish_event_response__descriptor) \
     , (char *)protobuf_c_empty_string, 0, 0 }
+
+
+typedef enum {
+  GATEWAY__EVENT__V1__PUBLISH_STREAM_RESPONSE__RESULT__NOT_SET = 0,
+  GATEWAY__EVENT__V1__PUBLISH_STREAM_RESPONSE__RESULT_EVENT = 1,
+  GATEWAY__EVENT__V1__PUBLISH_STREAM_RESPONSE__RESULT_ERROR = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(GATEWAY__EVENT__V1__PUBLISH_STREAM_RESPONSE__RESULT__CASE)
+} Gateway__Event__V1__PublishStreamResponse__ResultCase;
+
+struct  Gateway__Event__V1__PublishStreamResponse
+{
+  ProtobufCMessage base;
+  Gateway__Event__V1__PublishStreamResponse__ResultCase result_case;
+  union {
+    Gateway__Event__V1__PublishEventResponse *event;
+    Gateway__Common__V1__StatusDetails *error;
+  };
+};
+#define GATEWAY__EVENT__V1__PUBLISH_STREAM_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&gateway__event__v1__publish_stream_response__descriptor) \
+    , GATEWAY__EVENT__V1__PUBLISH_STREAM_RESPONSE__RESULT__NOT_SET, {0} }
 
 
 struct  Gateway__Event__V1__PublishEventsRequest
@@ -349,6 +372,25 @@ Gateway__Event__V1__PublishEventResponse *
 void   gateway__event__v1__publish_event_response__free_unpacked
                      (Gateway__Event__V1__PublishEventResponse *message,
                       ProtobufCAllocator *allocator);
+/* Gateway__Event__V1__PublishStreamResponse methods */
+void   gateway__event__v1__publish_stream_response__init
+                     (Gateway__Event__V1__PublishStreamResponse         *message);
+size_t gateway__event__v1__publish_stream_response__get_packed_size
+                     (const Gateway__Event__V1__PublishStreamResponse   *message);
+size_t gateway__event__v1__publish_stream_response__pack
+                     (const Gateway__Event__V1__PublishStreamResponse   *message,
+                      uint8_t             *out);
+size_t gateway__event__v1__publish_stream_response__pack_to_buffer
+                     (const Gateway__Event__V1__PublishStreamResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Gateway__Event__V1__PublishStreamResponse *
+       gateway__event__v1__publish_stream_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   gateway__event__v1__publish_stream_response__free_unpacked
+                     (Gateway__Event__V1__PublishStreamResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Gateway__Event__V1__PublishEventsRequest methods */
 void   gateway__event__v1__publish_events_request__init
                      (Gateway__Event__V1__PublishEventsRequest         *message);
@@ -521,6 +563,9 @@ typedef void (*Gateway__Event__V1__PublishEventRequest_Closure)
 typedef void (*Gateway__Event__V1__PublishEventResponse_Closure)
                  (const Gateway__Event__V1__PublishEventResponse *message,
                   void *closure_data);
+typedef void (*Gateway__Event__V1__PublishStreamResponse_Closure)
+                 (const Gateway__Event__V1__PublishStreamResponse *message,
+                  void *closure_data);
 typedef void (*Gateway__Event__V1__PublishEventsRequest_Closure)
                  (const Gateway__Event__V1__PublishEventsRequest *message,
                   void *closure_data);
@@ -560,6 +605,10 @@ struct Gateway__Event__V1__EventService_Service
                          const Gateway__Event__V1__PublishEventsRequest *input,
                          Gateway__Event__V1__PublishEventsResponse_Closure closure,
                          void *closure_data);
+  void (*publish_stream)(Gateway__Event__V1__EventService_Service *service,
+                         const Gateway__Event__V1__PublishEventRequest *input,
+                         Gateway__Event__V1__PublishStreamResponse_Closure closure,
+                         void *closure_data);
   void (*subscribe)(Gateway__Event__V1__EventService_Service *service,
                     const Gateway__Event__V1__SubscribeRequest *input,
                     Gateway__Event__V1__SubscribeResponse_Closure closure,
@@ -578,6 +627,7 @@ void gateway__event__v1__event_service__init (Gateway__Event__V1__EventService_S
     { GATEWAY__EVENT__V1__EVENT_SERVICE__BASE_INIT,\
       function_prefix__ ## publish_event,\
       function_prefix__ ## publish_events,\
+      function_prefix__ ## publish_stream,\
       function_prefix__ ## subscribe,\
       function_prefix__ ## list_events  }
 void gateway__event__v1__event_service__publish_event(ProtobufCService *service,
@@ -587,6 +637,10 @@ void gateway__event__v1__event_service__publish_event(ProtobufCService *service,
 void gateway__event__v1__event_service__publish_events(ProtobufCService *service,
                                                        const Gateway__Event__V1__PublishEventsRequest *input,
                                                        Gateway__Event__V1__PublishEventsResponse_Closure closure,
+                                                       void *closure_data);
+void gateway__event__v1__event_service__publish_stream(ProtobufCService *service,
+                                                       const Gateway__Event__V1__PublishEventRequest *input,
+                                                       Gateway__Event__V1__PublishStreamResponse_Closure closure,
                                                        void *closure_data);
 void gateway__event__v1__event_service__subscribe(ProtobufCService *service,
                                                   const Gateway__Event__V1__SubscribeRequest *input,
@@ -605,6 +659,7 @@ extern const ProtobufCMessageDescriptor gateway__event__v1__new_event__descripto
 extern const ProtobufCMessageDescriptor gateway__event__v1__new_event__attributes_entry__descriptor;
 extern const ProtobufCMessageDescriptor gateway__event__v1__publish_event_request__descriptor;
 extern const ProtobufCMessageDescriptor gateway__event__v1__publish_event_response__descriptor;
+extern const ProtobufCMessageDescriptor gateway__event__v1__publish_stream_response__descriptor;
 extern const ProtobufCMessageDescriptor gateway__event__v1__publish_events_request__descriptor;
 extern const ProtobufCMessageDescriptor gateway__event__v1__publish_events_response__descriptor;
 extern const ProtobufCMessageDescriptor gateway__event__v1__event_filter__descriptor;
