@@ -22,6 +22,9 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var storage: StorageOptions
 
     func run() async throws {
+        // Log lines still buffered go out before the error that ends the command is printed (after `run`
+        // returns), not in the middle of it.
+        defer { LogOutput.flushStandardError() }
         let settings = try resolveConfiguration([server, data, auth, storage], config: config).settings
         LoggingSystem.bootstrap { settings.log.makeHandler(label: $0) }
         let clock = SystemWallClock()

@@ -22,6 +22,9 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup(title: "Limits") var limits: LimitOptions
 
     func run() async throws {
+        // Log lines still buffered go out before the error that ends the command is printed (after `run`
+        // returns), not in the middle of it.
+        defer { LogOutput.flushStandardError() }
         let resolved = try resolveConfiguration([server, data, auth, storage, tls, limits], config: config)
         let settings = resolved.settings
         // The only place logging and metrics are bootstrapped.

@@ -144,7 +144,8 @@ def test_curl_and_openssl_negotiate_h2(tls_gateway, pki):
                               f"https://localhost:{tls_gateway.port}/"], capture_output=True, text=True, timeout=30)
     assert version.stdout == "2"
     s_client = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{tls_gateway.port}", "-alpn", "h2",
-                               "-CAfile", ca, "-verify_return_error"], input="", capture_output=True, text=True, timeout=30)
+                               "-CAfile", ca, "-verify_return_error"], input="", capture_output=True, text=True,
+                              errors="replace", timeout=30)
     assert "ALPN protocol: h2" in s_client.stdout
     assert "Verify return code: 0 (ok)" in s_client.stdout
 
@@ -177,10 +178,10 @@ def test_plaintext_no_alpn_and_tls_1_1_clients_fail_cleanly_and_the_server_keeps
     with grpc.insecure_channel(f"127.0.0.1:{tls_gateway.port}") as plaintext:
         assert call_fails(plaintext) == grpc.StatusCode.UNAVAILABLE
     no_alpn = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{tls_gateway.port}"],
-                             input="", capture_output=True, text=True, timeout=30)
+                             input="", capture_output=True, text=True, errors="replace", timeout=30)
     assert "no application protocol" in no_alpn.stderr
     old = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{tls_gateway.port}", "-alpn", "h2", "-tls1_1"],
-                         input="", capture_output=True, text=True, timeout=30)
+                         input="", capture_output=True, text=True, errors="replace", timeout=30)
     assert old.returncode != 0 and "alert protocol version" in old.stderr
     with secure_channel(tls_gateway.port, pki) as channel:
         assert health_check(channel) == 1
