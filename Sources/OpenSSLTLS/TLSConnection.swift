@@ -61,6 +61,9 @@ final class TLSConnection {
         _ = BIO_write(input, bytes.baseAddress, Int32(bytes.count))
     }
 
+    /// Ciphertext received and not yet decrypted: at least the plaintext it holds.
+    var pendingInput: Int { Int(BIO_ctrl_pending(input)) }
+
     /// Ciphertext to send, if any.
     var hasOutput: Bool { BIO_ctrl_pending(output) > 0 }
 

@@ -139,11 +139,16 @@ public final class TLSHandler: ChannelDuplexHandler {
     }
 
     private func decrypt(context: ChannelHandlerContext) {
-        var plaintext = context.channel.allocator.buffer(capacity: Self.readChunk)
+        // Sized to what arrived (plaintext is never longer than its ciphertext): a 32 KiB buffer for every
+        // small read cost glibc a consolidation of its free lists each time (perf: ~4% of a unary RPC).
+        func buffer() -> ByteBuffer {
+            context.channel.allocator.buffer(capacity: min(Self.readChunk, max(connection.pendingInput, 1024)))
+        }
+        var plaintext = buffer()
         while state == .open {
             if plaintext.writableBytes == 0 {
                 context.fireChannelRead(wrapInboundOut(plaintext))
-                plaintext = context.channel.allocator.buffer(capacity: Self.readChunk)
+                plaintext = buffer()
             }
             var outcome = TLSConnection.Outcome.done
             plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { space in
