@@ -39,6 +39,10 @@ public struct GRPCServerConfiguration: Sendable {
     /// (grpc-go's `MAX_CONNECTION_AGE` and `_GRACE`, to spread load after scaling); nil: no limit.
     public var maxConnectionAge: Duration?
     public var maxConnectionAgeGrace: Duration = .seconds(30)
+    /// No call runs longer than this, with or without a deadline of its own (a longer or absent `grpc-timeout`
+    /// is cut to it); the call then ends with DEADLINE_EXCEEDED naming the limit. nil: calls without a
+    /// deadline run until they end.
+    public var maxCallDuration: Duration?
 
     /// PING policy (grpc/grpc `doc/keepalive.md`): a client pinging more often than `minPingInterval`
     /// earns a strike; beyond `maxPingStrikes` it gets GOAWAY ENHANCE_YOUR_CALM `too_many_pings`.

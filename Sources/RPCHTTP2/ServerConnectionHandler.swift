@@ -395,7 +395,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
         let id = rpc.id
-        let deadline = head.timeout.map { ContinuousClock.now + $0 }
+        // The client's deadline, or the server's limit when that comes first (or the client set none).
+        let limited = configuration.maxCallDuration.map { limit in head.timeout.map { $0 > limit } ?? true } ?? false
+        let timeout = limited ? configuration.maxCallDuration : head.timeout
+        let deadline = timeout.map { ContinuousClock.now + $0 }
         let responseMetadata = ResponseMetadata()
         let serverContext = ServerContext(
             descriptor: route.descriptor, requestMetadata: head.metadata, peer: peer,
@@ -457,9 +460,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 handler.value.finish(stream: id, status: finalStatus, trailers: finalTrailers, message: response)
             }
         }
-        if let timeout = head.timeout {
+        if let timeout {
             rpc.deadlineTimer = loop.scheduleTask(in: TimeAmount(timeout)) {
-                handler.value.deadlineExpired(stream: id)
+                handler.value.deadlineExpired(stream: id, serverLimit: limited ? timeout : nil)
             }
         }
     }
@@ -635,9 +638,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         finish(stream: rpc.id, status: status, trailers: [:], message: nil)
     }
 
-    private func deadlineExpired(stream: Int32) {
+    private func deadlineExpired(stream: Int32, serverLimit: Duration?) {
         guard let rpc = streams[stream] else { return }
-        fail(rpc, Status(code: .deadlineExceeded, message: "deadline exceeded"))
+        let message = serverLimit.map { "the call reached the server's limit of \($0.components.seconds) s" } ?? "deadline exceeded"
+        fail(rpc, Status(code: .deadlineExceeded, message: message))
     }
 
     private func remoteEnded(_ rpc: ServerRPC) {

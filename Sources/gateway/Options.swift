@@ -181,6 +181,9 @@ struct LimitOptions: ParsableArguments, SettingFlags {
     @Option(help: "Seconds an aged connection's calls get to finish (env GATEWAY_MAX_CONNECTION_AGE_GRACE_SECONDS; default 30).")
     var maxConnectionAgeGraceSeconds: Int?
 
+    @Option(help: "Seconds a call may last, whatever deadline it has; then DEADLINE_EXCEEDED; 0: no limit (env GATEWAY_MAX_CALL_SECONDS; default 86400).")
+    var maxCallSeconds: Int?
+
     @Option(help: "Seconds of silence from a client before the gateway PINGs it (env GATEWAY_KEEPALIVE_TIME_SECONDS; default 7200).")
     var keepaliveTimeSeconds: Int?
 
@@ -213,6 +216,7 @@ struct LimitOptions: ParsableArguments, SettingFlags {
             "--max-connection-idle-seconds": maxConnectionIdleSeconds.map { "\($0)" },
             "--max-connection-age-seconds": maxConnectionAgeSeconds.map { "\($0)" },
             "--max-connection-age-grace-seconds": maxConnectionAgeGraceSeconds.map { "\($0)" },
+            "--max-call-seconds": maxCallSeconds.map { "\($0)" },
             "--keepalive-time-seconds": keepaliveTimeSeconds.map { "\($0)" },
             "--keepalive-timeout-seconds": keepaliveTimeoutSeconds.map { "\($0)" },
             "--max-upload-bytes": maxUploadBytes.map { "\($0)" },

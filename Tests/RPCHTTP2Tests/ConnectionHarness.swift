@@ -19,6 +19,8 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
             (inTrailers ? trailers : headers).first { $0.name == name }?.value
         }
         var grpcStatus: Int? { header("grpc-status", inTrailers: true).flatMap(Int.init) }
+        /// `grpc-message` as sent (percent-encoded; plain for ASCII without `%`).
+        var grpcMessage: String? { header("grpc-message", inTrailers: true) }
     }
 
     let channel: NIOAsyncTestingChannel

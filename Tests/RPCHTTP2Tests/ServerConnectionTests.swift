@@ -125,6 +125,27 @@ struct ServerConnectionTests {
         try await h.close()
     }
 
+    /// The server's limit on a call's duration ends a call without a deadline, and cuts a longer deadline short;
+    /// a shorter deadline is the client's own.
+    @Test func theMaximumCallDurationEndsCallsWithoutOrWithALongerDeadline() async throws {
+        let h = try await ConnectionHarness(services: [InteropTestService()], configuration: .defaults { $0.maxCallDuration = .seconds(60) })
+        let none = try h.request(ConnectionHarness.grpcHeaders(path: Self.fullDuplex), body: [], end: false)
+        let longer = try h.request(ConnectionHarness.grpcHeaders(path: Self.fullDuplex, extra: [("grpc-timeout", "2H")]), body: [], end: false)
+        let shorter = try h.request(ConnectionHarness.grpcHeaders(path: Self.fullDuplex, extra: [("grpc-timeout", "30S")]), body: [], end: false)
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(31))
+        try await h.pump { h.closed(shorter) }
+        #expect(h.responses[shorter]?.grpcMessage == "deadline exceeded")
+        #expect(!h.closed(none) && !h.closed(longer))
+        await h.channel.testingEventLoop.advanceTime(by: .seconds(30))
+        try await h.pump { h.closed(none) && h.closed(longer) }
+        for id in [none, longer] {
+            #expect(h.responses[id]?.grpcStatus == 4)
+            #expect(h.responses[id]?.grpcMessage == "the call reached the server's limit of 60 s")
+        }
+        try await h.close()
+    }
+
     /// A bidi call keeps answering while the client has not half-closed, and ends OK after it does.
     @Test func halfCloseEndsTheCall() async throws {
         let h = try await ConnectionHarness(services: [InteropTestService()])

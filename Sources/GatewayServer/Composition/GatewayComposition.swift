@@ -48,6 +48,7 @@ public struct GatewayConfiguration: Sendable {
             server.maxConnectionIdle = limits.maxConnectionIdleSeconds > 0 ? .seconds(limits.maxConnectionIdleSeconds) : nil
             server.maxConnectionAge = limits.maxConnectionAgeSeconds > 0 ? .seconds(limits.maxConnectionAgeSeconds) : nil
             server.maxConnectionAgeGrace = .seconds(limits.maxConnectionAgeGraceSeconds)
+            server.maxCallDuration = limits.maxCallSeconds > 0 ? .seconds(limits.maxCallSeconds) : nil
             server.keepalive.time = .seconds(limits.keepaliveTimeSeconds)
             server.keepalive.timeout = .seconds(limits.keepaliveTimeoutSeconds)
         }

@@ -39,6 +39,8 @@ public struct GatewaySettings: Sendable, Equatable {
         public var maxConnectionIdleSeconds = 3_600
         public var maxConnectionAgeSeconds = 0
         public var maxConnectionAgeGraceSeconds = 30
+        /// No call lasts longer (subscriptions resume where they stopped); 0: no limit.
+        public var maxCallSeconds = 86_400
         public var keepaliveTimeSeconds = 7_200
         public var keepaliveTimeoutSeconds = 20
         public var maxUploadBytes: Int64 = 4 << 30

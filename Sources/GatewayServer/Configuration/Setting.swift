@@ -191,6 +191,7 @@ extension Setting {
         .integer("limits.max_connection_idle_seconds", flag: "--max-connection-idle-seconds", \.limits.maxConnectionIdleSeconds, in: 0...31_536_000),
         .integer("limits.max_connection_age_seconds", flag: "--max-connection-age-seconds", \.limits.maxConnectionAgeSeconds, in: 0...31_536_000),
         .integer("limits.max_connection_age_grace_seconds", flag: "--max-connection-age-grace-seconds", \.limits.maxConnectionAgeGraceSeconds, in: 0...86_400),
+        .integer("limits.max_call_seconds", flag: "--max-call-seconds", \.limits.maxCallSeconds, in: 0...31_536_000),
         .integer("limits.keepalive_time_seconds", flag: "--keepalive-time-seconds", \.limits.keepaliveTimeSeconds, in: 10...31_536_000),
         .integer("limits.keepalive_timeout_seconds", flag: "--keepalive-timeout-seconds", \.limits.keepaliveTimeoutSeconds, in: 1...3_600),
         .integer("limits.max_upload_bytes", flag: "--max-upload-bytes", \.limits.maxUploadBytes, in: 0...Int.max),
