@@ -184,6 +184,9 @@ struct LimitOptions: ParsableArguments, SettingFlags {
     @Option(help: "Seconds a call may last, whatever deadline it has; then DEADLINE_EXCEEDED; 0: no limit (env GATEWAY_MAX_CALL_SECONDS; default 86400).")
     var maxCallSeconds: Int?
 
+    @Option(help: "Seconds a subscriber may leave an event unread before its Subscribe ends with RESOURCE_EXHAUSTED (env GATEWAY_SUBSCRIBER_STALL_SECONDS; default 60).")
+    var subscriberStallSeconds: Int?
+
     @Option(help: "Seconds of silence from a client before the gateway PINGs it (env GATEWAY_KEEPALIVE_TIME_SECONDS; default 7200).")
     var keepaliveTimeSeconds: Int?
 
@@ -217,6 +220,7 @@ struct LimitOptions: ParsableArguments, SettingFlags {
             "--max-connection-age-seconds": maxConnectionAgeSeconds.map { "\($0)" },
             "--max-connection-age-grace-seconds": maxConnectionAgeGraceSeconds.map { "\($0)" },
             "--max-call-seconds": maxCallSeconds.map { "\($0)" },
+            "--subscriber-stall-seconds": subscriberStallSeconds.map { "\($0)" },
             "--keepalive-time-seconds": keepaliveTimeSeconds.map { "\($0)" },
             "--keepalive-timeout-seconds": keepaliveTimeoutSeconds.map { "\($0)" },
             "--max-upload-bytes": maxUploadBytes.map { "\($0)" },

@@ -225,3 +225,63 @@ def test_publish_stream_answers_every_event_in_order_and_stores_them_in_order(ga
 def test_publish_stream_with_nothing_sent_ends_ok(gateway, api):
     m, events = api[0], events_stub(gateway, api)
     assert list(events.PublishStream(iter([]), metadata=gateway.tokens.metadata("uid-empty"), timeout=30)) == []
+
+
+def test_a_subscriber_that_stops_reading_is_ended_and_publishers_never_wait(binaries, pb2, api, tmp_path):
+    """A raw HTTP/2 client subscribes and never grants flow-control window, so the gateway's writes to it fill up
+    and stop. Publishing goes on undisturbed; after --subscriber-stall-seconds the subscription ends with
+    RESOURCE_EXHAUSTED (seen once the client finally opens its window)."""
+    import socket
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    m, services = api
+    with run_gateway(binaries, tmp_path, "--subscriber-stall-seconds", "1") as gateway:
+        token = gateway.tokens("uid-slow", admin=True)
+        sock = socket.create_connection(("127.0.0.1", gateway.port))
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":path", "/gateway.event.v1.EventService/Subscribe"),
+                              (":authority", "test"), ("content-type", "application/grpc"), ("te", "trailers"),
+                              ("authorization", f"Bearer {token}")])
+        request = m.SubscribeRequest(from_sequence=1).SerializeToString()
+        conn.send_data(1, b"\x00" + len(request).to_bytes(4, "big") + request, end_stream=True)
+        sock.sendall(conn.data_to_send())
+
+        # 2 MiB of events: more than the 64 KiB window plus the gateway's 1 MiB per-stream send buffer.
+        events = services.EventServiceStub(gateway.channel)
+        md = gateway.tokens.metadata("uid-slow", admin=True)
+        for batch in range(4):
+            published = events.PublishEvents(m.PublishEventsRequest(events=[
+                m.NewEvent(type="Slow", aggregate_id="a", payload=bytes(64 * 1024)) for _ in range(8)]), metadata=md, timeout=30)
+            assert len(published.results) == 8
+
+        deadline = time.monotonic() + 30
+        while "rpc.grpc.status_code=RESOURCE_EXHAUSTED" not in gateway.log():
+            assert time.monotonic() < deadline, gateway.log()
+            time.sleep(0.1)
+
+        # Now read everything: the events that fitted, then the trailers.
+        conn.increment_flow_control_window(1 << 30)
+        conn.increment_flow_control_window(1 << 30, stream_id=1)
+        sock.sendall(conn.data_to_send())
+        trailers, sock_deadline = None, time.monotonic() + 30
+        sock.settimeout(1)
+        while trailers is None and time.monotonic() < sock_deadline:
+            try:
+                data = sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.TrailersReceived):
+                    trailers = dict(event.headers)
+                elif isinstance(event, h2.events.DataReceived):
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            sock.sendall(conn.data_to_send())
+        sock.close()
+        assert trailers is not None
+        assert trailers["grpc-status"] == "8"
+        assert "left an event unread for 1 s; subscribe again with from_sequence" in trailers["grpc-message"]

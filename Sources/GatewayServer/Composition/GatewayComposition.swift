@@ -157,7 +157,7 @@ public struct GatewayComposition: Sendable {
         let auth = AuthInterceptor(verifier: authentication.verifier, policy: policy)
         let services: [any RPCService] = [
             health, UserServiceImplementation(accounts: accounts), FileServiceImplementation(library: library),
-            EventServiceImplementation(log: events),
+            EventServiceImplementation(log: events, subscriberStall: .seconds(configuration.limits.subscriberStallSeconds)),
         ] + reflection.rpcServices
         let metrics = metrics ?? RPCServerMetrics(methods: RPCRouter(services: services).methods)
         server = GRPCServer(

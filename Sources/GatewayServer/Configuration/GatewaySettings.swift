@@ -41,6 +41,8 @@ public struct GatewaySettings: Sendable, Equatable {
         public var maxConnectionAgeGraceSeconds = 30
         /// No call lasts longer (subscriptions resume where they stopped); 0: no limit.
         public var maxCallSeconds = 86_400
+        /// A subscriber that leaves an event unread this long is ended with RESOURCE_EXHAUSTED.
+        public var subscriberStallSeconds = 60
         public var keepaliveTimeSeconds = 7_200
         public var keepaliveTimeoutSeconds = 20
         public var maxUploadBytes: Int64 = 4 << 30

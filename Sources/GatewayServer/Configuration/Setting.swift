@@ -192,6 +192,7 @@ extension Setting {
         .integer("limits.max_connection_age_seconds", flag: "--max-connection-age-seconds", \.limits.maxConnectionAgeSeconds, in: 0...31_536_000),
         .integer("limits.max_connection_age_grace_seconds", flag: "--max-connection-age-grace-seconds", \.limits.maxConnectionAgeGraceSeconds, in: 0...86_400),
         .integer("limits.max_call_seconds", flag: "--max-call-seconds", \.limits.maxCallSeconds, in: 0...31_536_000),
+        .integer("limits.subscriber_stall_seconds", flag: "--subscriber-stall-seconds", \.limits.subscriberStallSeconds, in: 1...86_400),
         .integer("limits.keepalive_time_seconds", flag: "--keepalive-time-seconds", \.limits.keepaliveTimeSeconds, in: 10...31_536_000),
         .integer("limits.keepalive_timeout_seconds", flag: "--keepalive-timeout-seconds", \.limits.keepaliveTimeoutSeconds, in: 1...3_600),
         .integer("limits.max_upload_bytes", flag: "--max-upload-bytes", \.limits.maxUploadBytes, in: 0...Int.max),

@@ -2,13 +2,18 @@ import GatewayApplication
 import GatewayProtos
 import RPCCore
 import StandardProtos
+import Synchronization
 
 /// `gateway.event.v1.EventService` over the ``EventLog`` use cases.
 public struct EventServiceImplementation: Gateway_Event_V1_EventService.ServiceProtocol {
     private let log: EventLog
+    private let subscriberStall: Duration
 
-    public init(log: EventLog) {
+    /// `subscriberStall`: how long a subscriber may leave an event unread (its stream's buffers full) before
+    /// its call ends with RESOURCE_EXHAUSTED.
+    public init(log: EventLog, subscriberStall: Duration = .seconds(60)) {
         self.log = log
+        self.subscriberStall = subscriberStall
     }
 
     public func publishEvent(_ request: Gateway_Event_V1_PublishEventRequest, context: ServerContext) async throws -> Gateway_Event_V1_PublishEventResponse {
@@ -62,18 +67,47 @@ public struct EventServiceImplementation: Gateway_Event_V1_EventService.ServiceP
         let subscription = try await log.subscribe(
             filter: EventFilter(request.filter), from: start, heartbeat: heartbeat, caller: context.caller()
         )
-        for try await item in subscription {
-            var response = Gateway_Event_V1_SubscribeResponse()
-            switch item {
-            case .event(let event):
-                response.item = .event(Gateway_Event_V1_Event(event))
-            case .heartbeat(let lastSequence, let time):
-                var beat = Gateway_Event_V1_Heartbeat()
-                beat.lastSequence = UInt64(lastSequence)
-                beat.time = Google_Protobuf_Timestamp(time)
-                response.item = .heartbeat(beat)
+        // A subscriber that stops reading holds one event in a write that cannot finish (publishers and the log
+        // go on: it reads the log at its own pace). After `subscriberStall` of that, its call ends with
+        // RESOURCE_EXHAUSTED. A watchdog looks at the write in progress, so a fast subscriber pays two lock
+        // operations per event, not a timer.
+        let stall = subscriberStall
+        let writing = WriteInProgress()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: stall / 4)
+                    if let since = writing.since.withLock({ $0 }), ContinuousClock.now - since >= stall {
+                        // Events handed to the transport may not have reached the subscriber: it resumes from
+                        // what it received, which only it knows.
+                        throw RPCError(
+                            code: .resourceExhausted,
+                            message: "the subscriber left an event unread for \(stall.components.seconds) s; "
+                                + "subscribe again with from_sequence one past the last event received"
+                        )
+                    }
+                }
             }
-            try await responses.write(response)
+            group.addTask {
+                for try await item in subscription {
+                    var response = Gateway_Event_V1_SubscribeResponse()
+                    switch item {
+                    case .event(let event):
+                        response.item = .event(Gateway_Event_V1_Event(event))
+                    case .heartbeat(let lastSequence, let time):
+                        var beat = Gateway_Event_V1_Heartbeat()
+                        beat.lastSequence = UInt64(lastSequence)
+                        beat.time = Google_Protobuf_Timestamp(time)
+                        response.item = .heartbeat(beat)
+                    }
+                    writing.since.withLock { $0 = .now }
+                    try await responses.write(response)
+                    writing.since.withLock { $0 = nil }
+                }
+            }
+            // The subscription ends only with the call; whichever task ends first ends the other.
+            try await group.next()
+            group.cancelAll()
         }
     }
 
@@ -143,4 +177,9 @@ private final class SharedIterator<Base: AsyncIteratorProtocol>: @unchecked Send
     func next() async throws -> Base.Element? {
         try await base.next()
     }
+}
+
+/// When the write in progress to a subscriber began; nil while none is.
+private final class WriteInProgress: Sendable {
+    let since = Mutex<ContinuousClock.Instant?>(nil)
 }
