@@ -120,7 +120,7 @@ struct ConfigurationTests {
     }
 
     @Test(arguments: [
-        (#"{"prot": 1}"#, "prot", #"gateway.json: unknown key "prot"; known keys: auth, aws, backend, data_dir, host, limits, log, metrics_host, metrics_port, port"#),
+        (#"{"prot": 1}"#, "prot", #"gateway.json: unknown key "prot"; known keys: auth, aws, backend, data_dir, host, insecure_plaintext, limits, log, metrics_host, metrics_port, port, tls"#),
         (#"{"auth": {"project_id": "p"}}"#, "auth.project_id", #"unknown key "auth.project_id"; known keys in "auth": firebase_cert_url"#),
         (#"{"log": {"level": "info", "colour": true}}"#, "log.colour", #"unknown key "log.colour"; known keys in "log": format, level"#),
     ])
@@ -232,7 +232,7 @@ struct ConfigurationTests {
         let rendered = "\(summary)"
         #expect(!rendered.contains("hunter2") && !rendered.contains("pa55") && !rendered.contains("AIzaSECRET") && !rendered.contains("s3cr3t"))
         #expect(resolved.settings.auth.serviceAccountFile == "hunter2", "masked when shown, not when used")
-        #expect(!Setting.gateway.contains { $0.isMasked }, "no setting of the gateway is secret today; paths are shown")
+        #expect(Setting.gateway.filter(\.isMasked).map(\.key) == ["tls.key_passphrase"], "paths are shown; the key's passphrase is not")
     }
 
     @Test func localModeServesLoopbackOnly() throws {
@@ -240,7 +240,13 @@ struct ConfigurationTests {
         let error = configurationError { try public_.validateForServing() }
         #expect(error?.code == .conflict && error?.key == "host")
         #expect(error?.message.contains("0.0.0.0 is not a loopback address") == true)
-        let withProject = try ConfigurationSources(flags: ["--host": "0.0.0.0", "--firebase-project-id": "p"]).resolve().settings
-        try withProject.validateForServing()
+        // With Firebase, a public address needs TLS, or an explicit --insecure-plaintext.
+        let plaintext = try ConfigurationSources(flags: ["--host": "0.0.0.0", "--firebase-project-id": "p"]).resolve().settings
+        let refused = configurationError { try plaintext.validateForServing() }
+        #expect(refused?.message.contains("no certificate is set: tokens would cross the network in plaintext. Set --tls-cert") == true)
+        let insecure = try ConfigurationSources(
+            flags: ["--host": "0.0.0.0", "--firebase-project-id": "p", "--insecure-plaintext": "true"]
+        ).resolve().settings
+        try insecure.validateForServing()
     }
 }

@@ -146,6 +146,12 @@ public struct GatewaySettings: Sendable, Equatable {
         if backend == .aws && aws.bucket == nil {
             throw ConfigurationError(.conflict, "--backend aws keeps blobs in S3: set --s3-bucket (GATEWAY_S3_BUCKET)", key: "aws.s3_bucket")
         }
+        if auth.isLocalMode && !GatewayConfiguration.isLoopback(host) {
+            throw ConfigurationError(.conflict, """
+                local mode (no --firebase-project-id) trusts a key in the data directory and serves loopback only; \
+                \(host) is not a loopback address
+                """, key: "host")
+        }
         switch (tls.certificateFile, tls.keyFile) {
         case (nil, .some):
             throw ConfigurationError(.conflict, "--tls-key needs its certificate: set --tls-cert (GATEWAY_TLS_CERT)", key: "tls.cert_file")
@@ -157,7 +163,8 @@ public struct GatewaySettings: Sendable, Equatable {
             }
             if !insecurePlaintext && !GatewayConfiguration.isLoopback(host) {
                 throw ConfigurationError(.conflict, """
-                    \(host) is not a loopback address and no certificate is set: tokens would cross the network in                     plaintext. Set --tls-cert and --tls-key, or --insecure-plaintext if a proxy terminates TLS
+                    \(host) is not a loopback address and no certificate is set: tokens would cross the network in \
+                    plaintext. Set --tls-cert and --tls-key, or --insecure-plaintext if a proxy terminates TLS
                     """, key: "host")
             }
         case (.some, .some):
@@ -165,12 +172,6 @@ public struct GatewaySettings: Sendable, Equatable {
         }
         if auth.certificateServices?.isEmpty == false && tls.clientCAFile == nil {
             throw ConfigurationError(.conflict, "--mtls-services admits services by verified client certificates: set --tls-client-ca", key: "auth.mtls_services")
-        }
-        if auth.isLocalMode && !GatewayConfiguration.isLoopback(host) {
-            throw ConfigurationError(.conflict, """
-                local mode (no --firebase-project-id) trusts a key in the data directory and serves loopback only; \
-                \(host) is not a loopback address
-                """, key: "host")
         }
     }
 }
