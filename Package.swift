@@ -207,7 +207,7 @@ let package = Package(
             .executableTarget(name: "codec-conformance", dependencies: ["ConformanceProtos", "GatewayProtos", "ProtoRuntime"]),
             // The codec fuzz property (scripts/fuzz), shared by the libFuzzer target and the corpus replay test.
             .target(name: "CodecFuzzing", dependencies: ["ConformanceProtos", "GatewayProtos", "StandardProtos", "ProtoRuntime", "ProtoCodegen"]),
-            .executableTarget(name: "codec-fuzz", dependencies: ["CodecFuzzing", "AWSAdapters", "RPCHTTP2", "FirebaseAuth"]),
+            .executableTarget(name: "codec-fuzz", dependencies: ["CodecFuzzing", "AWSAdapters", "RPCHTTP2", "FirebaseAuth", "GatewayServer"]),
             // Codec throughput, printed next to upb and swift-protobuf by scripts/bench-codec.
             .executableTarget(name: "codec-bench", dependencies: ["GatewayProtos", "StandardProtos", "ProtoRuntime"]),
 
@@ -237,7 +237,7 @@ let package = Package(
             // The client library's retry policy and token refresh, against a scripted server over real HTTP/2.
             .testTarget(name: "GatewayClientTests", dependencies: ["GatewayClient"]),
             .testTarget(name: "LoadGeneratorTests", dependencies: ["LoadGenerator"]),
-            .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "CurlHTTP", .product(name: "NIOPosix", package: "swift-nio"), "GatewayApplication", "MemoryAdapters", "GatewayProtos", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]),
+            .testTarget(name: "GatewayServerTests", dependencies: ["GatewayServer", "FirebaseAuth", "CurlHTTP", .product(name: "NIOPosix", package: "swift-nio"), "GatewayApplication", "MemoryAdapters", "GatewayProtos", "RPCCore", "StandardProtos", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")], resources: [.copy("FuzzCorpus")]),
             .testTarget(
                 name: "FirebaseAuthTests", dependencies: ["FirebaseAuth", "GatewayApplication", "OpenSSLCrypto", "ProtoRuntime"],
                 resources: [.copy("FuzzCorpus")]

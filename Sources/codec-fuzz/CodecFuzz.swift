@@ -1,6 +1,7 @@
 import AWSAdapters
 import CodecFuzzing
 import FirebaseAuth
+import GatewayServer
 import RPCHTTP2
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,7 @@ import Glibc
 // Built with `-sanitize=fuzzer` and `-DFUZZING` (scripts/fuzz), this is a libFuzzer target. Built normally, it
 // replays the files given as arguments, e.g. a crash libFuzzer found. `FUZZ_TARGET` picks the decoders: `codec`
 // (protobuf and JSON, the default), `aws` (AWS replies), `transport` (gRPC framing, request headers, HTTP/2) or
-// `auth` (bearer tokens).
+// `auth` (bearer tokens) or `inputs` (the configuration file, setting values, page tokens).
 let target = getenv("FUZZ_TARGET").map { String(cString: $0) } ?? "codec"
 
 func check(_ bytes: UnsafeRawBufferPointer) {
@@ -17,6 +18,7 @@ func check(_ bytes: UnsafeRawBufferPointer) {
     case "aws": AWSReplyFuzzing.check(bytes)
     case "transport": TransportFuzzing.check(bytes)
     case "auth": TokenFuzzing.check(bytes)
+    case "inputs": GatewayInputFuzzing.check(bytes)
     default: CodecFuzzing.check(bytes)
     }
 }
