@@ -17,7 +17,9 @@ need and `moto_server` lacks:
 * **Faults.** `POST /_peer/faults` with `{"every": N, "status": 503, "code": "SlowDown", "services": ["s3"]}`
   answers every N-th matching request with that error instead of passing it to moto (no side effect in
   moto, as a load balancer's or AWS's own throttling answer); `{"every": 0}` turns faults off.
-  `{"delay_ms": D}` delays every request by D ms before it reaches moto.
+  `"operations": ["sns.PublishBatch", "s3.PUT?partNumber"]` narrows them to those operations (names as the
+  counters spell them) and `"query": "partNumber=2"` to requests whose query string holds that text; only
+  matching requests count towards N. `{"delay_ms": D}` delays every request by D ms before it reaches moto.
 
 * **Fast transactions.** moto 5.2.1's `TransactWriteItems` deep-copies every table it touches, once per
   action, to roll back on failure: a transaction costs time proportional to the table (200 ms at 9,000
@@ -98,7 +100,8 @@ class Front:
             if not path.startswith("/moto-api"):
                 self.requests[op] += 1
             self.connections.add((environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")))
-            fault = self.fault_for(op)
+            query = environ.get("QUERY_STRING", "")
+            fault = self.fault_for(op, query)
         delay = self.faults.get("delay_ms", 0)
         if delay:
             time.sleep(delay / 1000)
@@ -115,10 +118,16 @@ class Front:
         start_response(captured["status"], captured["headers"])
         return chunks
 
-    def fault_for(self, op):
+    def matches(self, op, query):
+        """Whether the faults' filters (services, operations, query) take in this request."""
+        services, operations = self.faults.get("services"), self.faults.get("operations")
+        if op.startswith("unsigned") or (services and op.split(".")[0] not in services):
+            return False
+        return not (operations and op not in operations) and self.faults.get("query", "") in query
+
+    def fault_for(self, op, query):
         every = self.faults.get("every", 0)
-        services = self.faults.get("services")
-        if not every or (services and op.split(".")[0] not in services) or op.startswith("unsigned"):
+        if not every or not self.matches(op, query):
             return None
         self.fault_counter += 1
         return self.faults if self.fault_counter % every == 0 else None

@@ -20,7 +20,8 @@ import uuid
 import grpc
 import pytest
 
-from gateway_fixtures import AWS_ENV, AWSPlace, all_pages, run_gateway, run_moto
+from gateway_fixtures import AWS_ENV, AWSPlace, all_pages, run_gateway, run_gateway_on, run_moto
+from test_durability import wait_until
 from test_gateway_files import download, upload
 
 pytestmark = pytest.mark.skipif("aws" not in os.environ.get("GATEWAY_TEST_BACKENDS", "embedded,aws").split(","),
@@ -69,6 +70,69 @@ def new_event(apis, i, **fields):
     return apis["events"][0].NewEvent(content_type="text/plain", **fields)
 
 
+# --- SNS, seen from an SQS queue ------------------------------------------------------------------------------
+
+def subscribed_queue(moto, **credentials):
+    """A new SNS topic and an SQS queue subscribed to it (raw delivery off: each message is SNS's JSON envelope):
+    (topic ARN, SQS client, queue URL)."""
+    sns, sqs = moto.client("sns", **credentials), moto.client("sqs", **credentials)
+    topic = sns.create_topic(Name=f"events-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return topic, sqs, queue
+
+
+def drain(sqs, queue, received):
+    """Receives until the queue is empty: each message's event and message attributes go into `received` by
+    event id (an event that comes twice fails the test), and the message is deleted. moto delivers to the queue
+    inside SNS's Publish call, so once the relay's cursor covers an event, its message is there. Returns how
+    many messages came."""
+    count = 0
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", []):
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            event = json.loads(envelope["Message"])
+            assert event["id"] not in received, f"event {event['id']} delivered twice"
+            received[event["id"]] = (event, envelope["MessageAttributes"])
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        count += len(messages)
+    return count
+
+
+def assert_delivered_as_published(received, expected):
+    """`received` (event id → (event, attributes)) holds exactly the events of `expected` (event id →
+    (sequence, NewEvent)), each with its fields and the `event_type`, `aggregate_id` and `event_id` attributes."""
+    assert set(received) == set(expected), (sorted(set(expected) - set(received)), sorted(set(received) - set(expected)))
+    for event_id, (event, attributes) in received.items():
+        sequence, original = expected[event_id]
+        assert (event["sequence"], event["type"], event["aggregate_id"]) == (sequence, original.type, original.aggregate_id)
+        assert base64.b64decode(event["payload"]) == original.payload and event["occurred_at"].endswith("Z")
+        assert attributes["event_type"]["Value"] == original.type and attributes["aggregate_id"]["Value"] == original.aggregate_id
+        assert attributes["event_id"]["Value"] == event_id
+
+
+def published_through(gw, topic, dynamodb=None):
+    """How far the gateway's outbox cursor for `topic` stands: the SQLite row of the embedded backend, the
+    DynamoDB item of the AWS backend (read with `dynamodb`, a boto3 client, if given)."""
+    if gw.aws is None:
+        import sqlite3
+        with contextlib.closing(sqlite3.connect(gw.data_dir / "gateway.sqlite")) as db:
+            row = db.execute("SELECT published_through FROM outbox_cursors WHERE destination = ?", (topic,)).fetchone()
+        return row[0] if row else 0
+    dynamodb = dynamodb or gw.aws.moto.client("dynamodb")
+    item = dynamodb.get_item(TableName=gw.aws.table, Key={"pk": {"S": f"OUTBOX#{topic}"}, "sk": {"S": "CURSOR"}},
+                             ConsistentRead=True).get("Item")
+    return int(item["published_through"]["N"]) if item else 0
+
+
+def wait_for_cursor(gw, topic, sequence, dynamodb=None):
+    """Waits until the relay recorded everything through `sequence` as published (a restarted gateway first
+    waits for its killed predecessor's 30 s lease to expire). Looks every 100 ms: moto serves one request at a
+    time, and the gateway's own must get through."""
+    wait_until(lambda: time.sleep(0.1) or published_through(gw, topic, dynamodb) >= sequence, timeout=180)
+
+
 # --- what boto3 sees ------------------------------------------------------------------------------------------
 
 def test_boto3_sees_the_user_item_its_email_claim_and_the_blobs(binaries, apis, moto, tmp_path):
@@ -111,11 +175,7 @@ def test_boto3_sees_the_user_item_its_email_claim_and_the_blobs(binaries, apis, 
 
 
 def test_each_event_reaches_an_sqs_queue_subscribed_to_the_topic_exactly_once(binaries, apis, moto, tmp_path):
-    sns, sqs = moto.client("sns"), moto.client("sqs")
-    topic = sns.create_topic(Name=f"events-{uuid.uuid4().hex[:8]}")["TopicArn"]
-    queue = sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    topic, sqs, queue = subscribed_queue(moto)
     place = AWSPlace(moto)
     with aws_gateway(binaries, tmp_path / "data", place, "--sns-topic-arn", topic) as gw:
         em, md = apis["events"][0], gw.tokens.metadata("uid-sns")
@@ -127,27 +187,67 @@ def test_each_event_reaches_an_sqs_queue_subscribed_to_the_topic_exactly_once(bi
             event = new_event(apis, 100 + i)
             r = stub.PublishEvent(em.PublishEventRequest(event=event), metadata=md, timeout=10)
             expected[r.id] = (r.sequence, event)
+        last = max(sequence for sequence, _ in expected.values())
+        wait_for_cursor(gw, topic, last)
+        assert published_through(gw, topic) == last
         received = {}
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(received) < len(expected):
-            for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-                envelope = json.loads(message["Body"])
-                event = json.loads(envelope["Message"])
-                assert event["id"] not in received, f"event {event['id']} delivered twice"
-                received[event["id"]] = (event, envelope["MessageAttributes"])
-                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-        assert set(received) == set(expected)
-        for event_id, (event, attributes) in received.items():
-            sequence, original = expected[event_id]
-            assert (event["sequence"], event["type"], event["aggregate_id"]) == (sequence, original.type, original.aggregate_id)
-            assert base64.b64decode(event["payload"]) == original.payload and event["occurred_at"].endswith("Z")
-            assert attributes["event_type"]["Value"] == original.type and attributes["aggregate_id"]["Value"] == original.aggregate_id
-            assert attributes["event_id"]["Value"] == event_id
-        # Nothing more arrives: each event went out once.
-        time.sleep(2)
-        assert sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []) == []
-        cursor = moto.client("dynamodb").get_item(TableName=place.table, Key={"pk": {"S": f"OUTBOX#{topic}"}, "sk": {"S": "CURSOR"}})["Item"]
-        assert int(cursor["published_through"]["N"]) == max(sequence for sequence, _ in expected.values())
+        drain(sqs, queue, received)
+        assert_delivered_as_published(received, expected)
+
+
+@pytest.mark.parametrize("backend", ["embedded", "aws"])
+def test_events_stored_while_sns_fails_go_out_once_after_the_gateway_is_killed_and_restarted(
+        binaries, apis, tmp_path, request, monkeypatch, backend):
+    """`--sns-topic-arn` with either backend (the embedded default relays from its SQLite log). SNS's
+    PublishBatch fails (every call answered 503 by moto_peer, so none reaches moto) while events are published;
+    the gateway is killed (SIGKILL) with them unpublished, SNS recovers, and a gateway restarted on the same
+    data directory (and table) sends each of them once: the SQS queue subscribed to the topic gets every event
+    exactly once, by event id, with its attributes."""
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)  # SNS credentials, for the embedded backend too
+    em = apis["events"][0]
+    data = tmp_path / "data"
+    with run_moto() as moto:
+        topic, sqs, queue = subscribed_queue(moto)
+        place = AWSPlace(moto) if backend == "aws" else None
+        relay = ["--sns-topic-arn", topic, "--sns-endpoint-url", moto.endpoint]
+        expected, received = {}, {}
+
+        def publish(gw, first, count):
+            md, stub = gw.tokens.metadata("uid-relay"), events(gw, apis)
+            batch = [new_event(apis, first + i) for i in range(count - 2)]
+            results = stub.PublishEvents(em.PublishEventsRequest(events=batch), metadata=md, timeout=30).results
+            expected.update({r.id: (r.sequence, event) for r, event in zip(results, batch)})
+            for i in range(count - 2, count):
+                event = new_event(apis, first + i)
+                r = stub.PublishEvent(em.PublishEventRequest(event=event), metadata=md, timeout=30)
+                expected[r.id] = (r.sequence, event)
+            return max(sequence for sequence, _ in expected.values())
+
+        with run_gateway_on(backend, binaries, data, request, *relay, place=place) as gw:
+            delivered = publish(gw, 0, 5)
+            wait_for_cursor(gw, topic, delivered)
+            drain(sqs, queue, received)
+            assert set(received) == set(expected), "SNS works: the first events went out"
+
+            moto.faults(every=1, status=503, code="ServiceUnavailable", operations=["sns.PublishBatch"])
+            moto.reset_stats()
+            last = publish(gw, 100, 12)
+            # The relay tried (and failed) to publish them before the kill.
+            wait_until(lambda: time.sleep(0.1) or moto.stats()["requests"].get("sns.PublishBatch", 0) >= 2, timeout=120)
+            gw.proc.kill()
+            gw.proc.wait(timeout=10)
+            assert published_through(gw, topic) == delivered, "the cursor passed events SNS never acknowledged"
+        assert drain(sqs, queue, received) == 0, "an event reached SNS through the fault"
+
+        moto.faults(every=0)
+        with run_gateway_on(backend, binaries, data, request, *relay, place=place) as gw:
+            last = publish(gw, 200, 3)  # and events published after the restart follow them
+            wait_for_cursor(gw, topic, last)
+            assert published_through(gw, topic) == last
+            drain(sqs, queue, received)
+        assert_delivered_as_published(received, expected)
+        assert len(received) == 20
 
 
 # --- two gateways, one backend --------------------------------------------------------------------------------
