@@ -452,15 +452,23 @@ def test_serve_refuses_to_start_without_its_aws_resources_naming_the_missing_pie
 
 # --- signatures -----------------------------------------------------------------------------------------------
 
-def test_every_request_passes_motos_signature_check_and_a_refused_key_fails_once(binaries, apis, tmp_path):
+@contextlib.contextmanager
+def strict_moto():
+    """A moto of its own in strict signature mode, and the access key of an IAM user allowed everything:
+    (moto, key, its environment variables, boto3 credentials). moto lets three requests through unsigned: they
+    create the user, its policy and its key; it checks every later request's signature."""
     with run_moto(INITIAL_NO_AUTH_ACTION_COUNT="3") as strict:
-        # moto lets three requests through unsigned: an IAM user, its policy, its access key.
         iam = strict.client("iam")
         iam.create_user(UserName="gateway")
         iam.put_user_policy(UserName="gateway", PolicyName="all", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
         key = iam.create_access_key(UserName="gateway")["AccessKey"]
-        good = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        env = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        yield strict, key, env, {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+
+
+def test_every_request_passes_motos_signature_check_and_a_refused_key_fails_once(binaries, apis, tmp_path):
+    with strict_moto() as (strict, key, good, _):
         place = AWSPlace(strict)
         with aws_gateway(binaries, tmp_path / "data", place, env=good) as gw:
             um, fm, em = apis["users"][0], apis["files"][0], apis["events"][0]
@@ -499,6 +507,32 @@ def test_every_request_passes_motos_signature_check_and_a_refused_key_fails_once
                                            env=wrong, capture_output=True, text=True, timeout=60)
         assert out.returncode != 0 and "refused the gateway's credentials" in out.stderr and "wrong" not in out.stderr.split("configuration")[-1]
         assert sum(strict.stats()["requests"].values()) == 1
+
+
+def test_sns_publishing_passes_motos_signature_check(binaries, apis, tmp_path):
+    """A gateway with `--sns-topic-arn` against moto in strict signature mode: the topic check at start
+    (GetTopicAttributes) and every PublishBatch are accepted (a request moto refuses would leave the cursor
+    behind), and the subscribed queue gets each event once. A client with a wrong secret is refused by the
+    same moto's SNS, so the check is real."""
+    import botocore.exceptions
+
+    with strict_moto() as (strict, key, good, credentials):
+        topic, sqs, queue = subscribed_queue(strict, **credentials)
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            strict.client("sns", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key="wrong").get_topic_attributes(TopicArn=topic)
+        assert refused.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+        place = AWSPlace(strict)
+        with aws_gateway(binaries, tmp_path / "data", place, "--sns-topic-arn", topic, env=good) as gw:
+            em, md = apis["events"][0], gw.tokens.metadata("uid-signed-sns")
+            batch = [new_event(apis, i, payload=f"signed {i} & ü+=/".encode()) for i in range(13)]
+            results = events(gw, apis).PublishEvents(em.PublishEventsRequest(events=batch), metadata=md, timeout=10).results
+            expected = {r.id: (r.sequence, event) for r, event in zip(results, batch)}
+            wait_for_cursor(gw, topic, max(r.sequence for r in results), dynamodb=strict.client("dynamodb", **credentials))
+            received = {}
+            drain(sqs, queue, received)
+        assert_delivered_as_published(received, expected)
+        requests = strict.stats()["requests"]
+        assert requests.get("sns.GetTopicAttributes", 0) >= 1 and requests.get("sns.PublishBatch", 0) >= 2, requests
 
 
 # --- faults ---------------------------------------------------------------------------------------------------
