@@ -570,6 +570,42 @@ def test_rpcs_succeed_through_injected_faults_and_events_stay_exactly_once(binar
             assert admin_view == list(range(1, len(admin_view) + 1)), "no gap, no duplicate"
 
 
+@pytest.mark.parametrize("status, code, part_attempts", [(400, "InvalidArgument", 1), (503, "ServiceUnavailable", 3)])
+def test_a_multipart_upload_whose_part_fails_for_good_is_aborted(binaries, apis, tmp_path, status, code, part_attempts):
+    """A 17 MiB upload (multipart: parts of 8 MiB) whose second UploadPart fails: refused (400, not retried) or
+    unavailable on every attempt (503, retried until the attempts run out). The RPC fails with UNAVAILABLE,
+    AbortMultipartUpload is sent (S3 keeps the parts of an upload neither completed nor aborted, and bills
+    them: Amazon S3 User Guide, "Uploading and copying objects using multipart upload"), so the bucket lists no
+    upload in progress; no object, no file record and no spool file stay behind, and the same bytes upload
+    afterwards."""
+    fm = apis["files"][0]
+    with run_moto() as faulty:
+        place = AWSPlace(faulty)
+        with aws_gateway(binaries, tmp_path / "data", place) as gw:
+            md = gw.tokens.metadata("uid-multipart")
+            data = os.urandom(17 << 20)
+            digest = hashlib.sha256(data).hexdigest()
+            faulty.faults(every=1, status=status, code=code, operations=["s3.PUT?partNumber"], query="partNumber=2")
+            faulty.reset_stats()
+            try:
+                with pytest.raises(grpc.RpcError) as e:
+                    upload(gw, apis["files"], md, data, filename="big.bin")
+            finally:
+                faulty.faults(every=0)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE and f"UploadPart answered {code}" in e.value.details(), e.value.details()
+            requests = faulty.stats()["requests"]
+            assert requests.get("s3.POST?uploads") == 1 and requests.get("s3.PUT?partNumber") == 1 + part_attempts, requests
+            assert requests.get("s3.DELETE?uploadId") == 1 and "s3.POST?uploadId" not in requests, requests
+            assert faulty.client("s3").list_multipart_uploads(Bucket=place.bucket).get("Uploads", []) == []
+            assert gw.blob_size(f"{digest[:2]}/{digest}.bin") is None
+            assert list(files(gw, apis).ListFiles(fm.ListFilesRequest(), metadata=md, timeout=10).files) == []
+            assert gw.temporary_uploads() == []
+
+            info = upload(gw, apis["files"], md, data, filename="big.bin")
+            assert info.sha256 == digest and download(gw, apis["files"], md, info.id)[2] == digest
+            assert faulty.client("s3").list_multipart_uploads(Bucket=place.bucket).get("Uploads", []) == []
+
+
 def test_a_paused_store_fails_fast_once_the_breaker_opens_and_recovers_without_losing_acknowledged_events(binaries, apis, tmp_path):
     with run_moto() as paused:
         place = AWSPlace(paused, timeout=1)
