@@ -20,6 +20,8 @@ need and `moto_server` lacks:
   `"operations": ["sns.PublishBatch", "s3.PUT?partNumber"]` narrows them to those operations (names as the
   counters spell them) and `"query": "partNumber=2"` to requests whose query string holds that text; only
   matching requests count towards N. `{"delay_ms": D}` delays every request by D ms before it reaches moto.
+  `{"hold": true, …}` keeps each matching request (its body read, counted, not yet passed to moto) waiting
+  until the next `POST /_peer/faults`, then passes it on: a request caught in flight, without timing.
 
 * **Fast transactions.** moto 5.2.1's `TransactWriteItems` deep-copies every table it touches, once per
   action, to roll back on failure: a transaction costs time proportional to the table (200 ms at 9,000
@@ -86,6 +88,7 @@ class Front:
         self.connections = set()
         self.faults = {"every": 0}
         self.fault_counter = 0
+        self.released = threading.Event()  # set when the faults change: held requests go on
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -102,6 +105,9 @@ class Front:
             self.connections.add((environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")))
             query = environ.get("QUERY_STRING", "")
             fault = self.fault_for(op, query)
+            hold = self.released if self.faults.get("hold") and self.matches(op, query) else None
+        if hold:
+            hold.wait(timeout=600)
         delay = self.faults.get("delay_ms", 0)
         if delay:
             time.sleep(delay / 1000)
@@ -163,6 +169,8 @@ class Front:
             elif path == "/_peer/faults" and method == "POST":
                 self.faults = json.loads(body or b"{}")
                 self.fault_counter = 0
+                self.released.set()
+                self.released = threading.Event()
                 answer = {"ok": True}
             else:
                 start_response("404 Not Found", [("Content-Type", "text/plain")])

@@ -150,11 +150,12 @@ class Moto:
     def reset_stats(self):
         self._control("POST", "/_peer/stats/reset", {})
 
-    def faults(self, every=0, status=503, code="ServiceUnavailable", services=None, operations=None, query=None):
+    def faults(self, every=0, status=503, code="ServiceUnavailable", services=None, operations=None, query=None, hold=False):
         """Answers every `every`-th matching request with `status`/`code` instead of passing it to moto (0: no
-        faults). Requests match when they are for one of `services` (`s3`), one of `operations` (as the
-        counters name them: `sns.PublishBatch`, `s3.PUT?partNumber`) and their query string holds `query`."""
-        body = {"every": every, "status": status, "code": code}
+        faults); with `hold`, keeps matching requests waiting until the next call of `faults`. Requests match
+        when they are for one of `services` (`s3`), one of `operations` (as the counters name them:
+        `sns.PublishBatch`, `s3.PUT?partNumber`) and their query string holds `query`."""
+        body = {"every": every, "status": status, "code": code, "hold": hold}
         if services:
             body["services"] = services
         if operations:

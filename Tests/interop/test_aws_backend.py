@@ -606,6 +606,40 @@ def test_a_multipart_upload_whose_part_fails_for_good_is_aborted(binaries, apis,
             assert faulty.client("s3").list_multipart_uploads(Bucket=place.bucket).get("Uploads", []) == []
 
 
+def test_a_multipart_upload_cancelled_by_the_client_is_aborted(binaries, apis, tmp_path):
+    """The client cancels a 17 MiB upload while its second part is on its way to S3 (moto_peer holds that
+    request): the gateway still sends AbortMultipartUpload, from the cancelled call, so no upload in progress is
+    left in the bucket, and gives back its hold on the blob."""
+    fm, fs = apis["files"]
+    with run_moto() as held:
+        place = AWSPlace(held)
+        with aws_gateway(binaries, tmp_path / "data", place) as gw:
+            md = gw.tokens.metadata("uid-cancel")
+            data = os.urandom(17 << 20)
+            digest = hashlib.sha256(data).hexdigest()
+
+            def requests():
+                yield fm.UploadFileRequest(header=fm.UploadHeader(filename="big.bin"))
+                for i in range(0, len(data), 64 << 10):
+                    yield fm.UploadFileRequest(chunk=data[i:i + (64 << 10)])
+
+            held.faults(hold=True, operations=["s3.PUT?partNumber"], query="partNumber=2")
+            try:
+                call = fs.FileServiceStub(gw.channel).UploadFile.future(requests(), metadata=md, timeout=300)
+                wait_until(lambda: time.sleep(0.05) or held.stats()["requests"].get("s3.PUT?partNumber", 0) == 2, timeout=120)
+                call.cancel()
+                # The gateway logs the call once its handler has returned.
+                wait_until(lambda: time.sleep(0.05) or "FileService/UploadFile" in gw.log(), timeout=120)
+                assert "rpc.grpc.status_code=CANCELLED" in gw.log()
+                requests_seen = held.stats()["requests"]
+            finally:
+                held.faults(every=0)  # lets the held part go on, to an upload that no longer exists
+            assert requests_seen.get("s3.DELETE?uploadId") == 1, requests_seen
+            assert held.client("s3").list_multipart_uploads(Bucket=place.bucket).get("Uploads", []) == []
+            assert gw.blob_size(f"{digest[:2]}/{digest}.bin") is None
+            assert upload(gw, apis["files"], md, data, filename="big.bin").sha256 == digest
+
+
 def test_a_paused_store_fails_fast_once_the_breaker_opens_and_recovers_without_losing_acknowledged_events(binaries, apis, tmp_path):
     with run_moto() as paused:
         place = AWSPlace(paused, timeout=1)

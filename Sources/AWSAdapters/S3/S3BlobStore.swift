@@ -229,17 +229,24 @@ public final class S3BlobStore: BlobStore {
                 }
                 return true
             } catch let error as AWSError where error.code == "PreconditionFailed" || error.status == 412 {
-                try? await abortMultipart(path: path, query: uploadQuery)
+                await abortMultipart(path: path, query: uploadQuery)
                 return false
             }
         } catch {
-            try? await abortMultipart(path: path, query: uploadQuery)
+            await abortMultipart(path: path, query: uploadQuery)
             throw error
         }
     }
 
-    private func abortMultipart(path: String, query: String) async throws {
-        _ = try await client.send(.init(operation: "AbortMultipartUpload", method: "DELETE", path: path, query: query))
+    /// AbortMultipartUpload, so S3 drops the parts stored so far (it keeps, and bills, the parts of an upload
+    /// neither completed nor aborted). Sent from a task of its own: when the upload failed because its call was
+    /// cancelled (the client went away), a request from the cancelled task would be cancelled too. Should the
+    /// abort itself fail, the upload's own error is the one reported.
+    private func abortMultipart(path: String, query: String) async {
+        let client = client
+        _ = try? await Task {
+            try await client.send(.init(operation: "AbortMultipartUpload", method: "DELETE", path: path, query: query))
+        }.value
     }
 
     static func escape(_ text: String) -> String {
