@@ -174,7 +174,7 @@ def assert_same_json(text, message):
     ours = json.loads(text)
     theirs = json.loads(json_format.MessageToJson(message))
     assert ours.keys() == theirs.keys()
-    parsed = json_format.Parse(text, type(message)())
+    parsed = parse_json(text, type(message)())
     # Compared as json_format writes both (NaN payloads, which JSON cannot carry, read as "NaN").
     assert json.loads(json_format.MessageToJson(parsed)) == theirs
 
