@@ -20,9 +20,8 @@ public final class TLSHandler: ChannelDuplexHandler {
     private let connection: TLSConnection
     private let onHandshake: (@Sendable (Result<TLSConnectionInfo, TLSError>) -> Void)?
     private var state = State.handshaking
-    /// Plaintext written before the handshake ended, and whether it was flushed.
+    /// Plaintext written before the handshake ended (sent, flushed, as soon as it ends).
     private var waiting: [(ByteBuffer, EventLoopPromise<Void>?)] = []
-    private var flushWaiting = false
     /// Promises of plaintext already encrypted, completed with the write of the ciphertext that carries it.
     private var unflushed: [EventLoopPromise<Void>] = []
     private var handshake: EventLoopPromise<TLSConnectionInfo>?
@@ -85,11 +84,8 @@ public final class TLSHandler: ChannelDuplexHandler {
     }
 
     public func flush(context: ChannelHandlerContext) {
-        if state == .handshaking {
-            flushWaiting = true
-        } else {
-            sendOutput(context: context)
-        }
+        // Before the handshake ends, what waits goes out when it ends.
+        if state != .handshaking { sendOutput(context: context) }
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
@@ -122,7 +118,6 @@ public final class TLSHandler: ChannelDuplexHandler {
                 let plaintext = waiting
                 waiting = []
                 for (buffer, promise) in plaintext { encrypt(buffer, promise: promise, context: context) }
-                if flushWaiting || !plaintext.isEmpty { flushWaiting = false }
             case .wantsInput:
                 sendOutput(context: context)
                 return
