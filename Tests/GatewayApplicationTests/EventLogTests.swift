@@ -235,6 +235,29 @@ private final class GatedEventStore: EventStore {
         #expect(batches.allSatisfy { $0 <= 10 } && batches.reduce(0, +) == 25)
     }
 
+    /// Large events: the read-ahead stops at the byte budget, not only at the event count (500 events of
+    /// 1 MiB would otherwise wait in memory for one commit).
+    @Test func readingAlsoStopsAtTheByteBudget() async throws {
+        let store = GatedEventStore()
+        let clock = FakeWallClock(UnixTime(seconds: 1_800_000_000))
+        var settings = EventLog.Settings.defaults
+        settings.maximumStreamBatchBytes = 2 << 20
+        let log = EventLog(store: store, clock: clock, ids: MonotonicIDGenerator(clock: clock), pageTokens: PlainSealer(), settings: settings)
+        let big = try (0..<8).map { i -> Result<NewEvent, DomainError> in
+            .success(try NewEvent(type: "Big", aggregateID: "a", payload: Array(repeating: UInt8(i), count: 1 << 20)))
+        }
+        let stream = ScriptedStream(big)
+        let run = Task { try await log.publish(streamOf: { try await stream.next() }, caller: alice) { _ in } }
+        while store.batches.withLock({ $0.isEmpty }) { await Task.yield() }
+        let first = store.batches.withLock { $0[0] }
+        while stream.read.load(ordering: .relaxed) < first + 2 { await Task.yield() }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(stream.read.load(ordering: .relaxed) == first + 2)
+        store.gate.open()
+        try await run.value
+        #expect(store.batches.withLock { $0 }.allSatisfy { $0 <= 2 })
+    }
+
     @Test func aStoreFailureEndsTheStreamAndStopsTheReader() async throws {
         struct Broken: Error {}
         let store = FailingEventStore(error: Broken())

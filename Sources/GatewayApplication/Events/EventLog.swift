@@ -3,6 +3,8 @@
 public struct EventLog: Sendable {
     public struct Settings: Sendable {
         public var maximumBatch = 500
+        /// Payload bytes a stream may have read ahead of its commit (``publish(streamOf:caller:answer:)``).
+        public var maximumStreamBatchBytes = 4 << 20
         /// Types or aggregate ids one filter may name.
         public var maximumFilterEntries = 100
         public var defaultHeartbeat: Duration = .seconds(15)

@@ -12,16 +12,20 @@ extension EventLog {
     /// stored in the stream's order.
     ///
     /// Throughput comes from batching what has arrived: while one batch is being committed (one transaction,
-    /// one fsync), the next events are read and wait, up to ``Settings/maximumBatch``; then they go in the next
-    /// batch. Reading stops while that many wait, so a fast client is held back by flow control rather than
-    /// buffered. A failure to store ends the call with that error: the events answered before it are stored,
-    /// the rest are not.
+    /// one fsync), the next events are read and wait, up to ``Settings/maximumBatch`` events or
+    /// ``Settings/maximumStreamBatchBytes`` of payload; then they go in the next batch. Reading stops while
+    /// that much waits, so a fast client is held back by flow control rather than buffered. A failure to store
+    /// ends the call with that error; so does a failure to answer (the client went away), and then the events
+    /// of the batch not yet answered may be stored all the same: a client that resends after a broken stream
+    /// sets idempotency keys, as for any call whose answer can be lost.
     public func publish(
         streamOf next: @escaping @Sendable () async throws -> Result<NewEvent, DomainError>?,
         caller: Principal,
         answer: @Sendable (StreamOutcome) async throws -> Void
     ) async throws {
-        let queue = BatchQueue<Result<NewEvent, DomainError>>(capacity: settings.maximumBatch)
+        let queue = BatchQueue<Result<NewEvent, DomainError>>(capacity: settings.maximumBatch, bytes: settings.maximumStreamBatchBytes) {
+            (try? $0.get())?.payload.count ?? 0
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
@@ -56,10 +60,11 @@ extension EventLog {
 }
 
 /// Elements handed from one producer to one consumer in batches: the consumer takes everything that waits,
-/// the producer waits while `capacity` elements do.
+/// the producer waits while `capacity` elements, or elements of `bytes` in all (by `size`), do.
 final class BatchQueue<Element: Sendable>: Sendable {
     private struct State: Sendable {
         var elements: [Element] = []
+        var bytes = 0
         var end: Result<Void, any Error>?
         var closed = false
         var consumer: CheckedContinuation<[Element]?, any Error>?
@@ -68,9 +73,17 @@ final class BatchQueue<Element: Sendable>: Sendable {
 
     private let state = Mutex(State())
     private let capacity: Int
+    private let byteCapacity: Int
+    private let size: @Sendable (Element) -> Int
 
-    init(capacity: Int) {
+    init(capacity: Int, bytes: Int = .max, size: @escaping @Sendable (Element) -> Int = { _ in 0 }) {
         self.capacity = max(1, capacity)
+        byteCapacity = max(1, bytes)
+        self.size = size
+    }
+
+    private func isFull(_ s: State) -> Bool {
+        s.elements.count >= capacity || s.bytes >= byteCapacity
     }
 
     /// Adds `element`, then waits while the queue is full. False once the consumer has closed the queue.
@@ -78,9 +91,10 @@ final class BatchQueue<Element: Sendable>: Sendable {
         let (consumer, handed, full, closed) = state.withLock { s -> (CheckedContinuation<[Element]?, any Error>?, [Element], Bool, Bool) in
             guard !s.closed else { return (nil, [], false, true) }
             s.elements.append(element)
-            guard let consumer = s.consumer else { return (nil, [], s.elements.count >= capacity, false) }
+            s.bytes += size(element)
+            guard let consumer = s.consumer else { return (nil, [], isFull(s), false) }
             s.consumer = nil
-            defer { s.elements = [] }
+            defer { s.elements = []; s.bytes = 0 }
             return (consumer, s.elements, false, false)
         }
         if closed { return false }
@@ -89,7 +103,7 @@ final class BatchQueue<Element: Sendable>: Sendable {
         return await withCheckedContinuation { continuation in
             let now = state.withLock { s -> Bool? in
                 if s.closed { return false }
-                if s.elements.count < capacity { return true }
+                if !isFull(s) { return true }
                 s.producer = continuation
                 return nil
             }
@@ -114,7 +128,7 @@ final class BatchQueue<Element: Sendable>: Sendable {
         try await withCheckedThrowingContinuation { continuation in
             let (outcome, producer) = state.withLock { s -> (Result<[Element]?, any Error>?, CheckedContinuation<Bool, Never>?) in
                 if !s.elements.isEmpty {
-                    defer { s.elements = []; s.producer = nil }
+                    defer { s.elements = []; s.bytes = 0; s.producer = nil }
                     return (.success(s.elements), s.producer)
                 }
                 switch s.end {
