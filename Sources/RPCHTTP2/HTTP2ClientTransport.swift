@@ -73,8 +73,16 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
                 }
                 .connect(host: host, port: port)
                 .flatMap { channel in
-                    // A TLS connection is established when its handshake is: a failed one fails the connect.
+                    // A TLS connection is established when its handshake is: a failed one fails the connect, and
+                    // one that does not end within the connect timeout (a peer that accepts TCP and never
+                    // answers) is closed, which fails it too.
                     let handshake = try? channel.pipeline.syncOperations.handler(type: TLSHandler.self).handshakeCompleted
+                    if let handshake {
+                        let timeout = channel.eventLoop.scheduleTask(in: TimeAmount(configuration.connectTimeout)) {
+                            channel.close(promise: nil)
+                        }
+                        handshake.whenComplete { _ in timeout.cancel() }
+                    }
                     let ready = handshake?.map { _ in () } ?? channel.eventLoop.makeSucceededVoidFuture()
                     return ready.flatMapThrowing {
                         let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)

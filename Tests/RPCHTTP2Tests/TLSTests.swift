@@ -246,6 +246,24 @@ struct TLSCallTests {
         }
     }
 
+    /// A peer that accepts TCP and never answers the ClientHello: the connect fails after the connect timeout
+    /// (before, the handshake waited forever, and every later call with it).
+    @Test func aHandshakeThatNeverEndsFailsAfterTheConnectTimeout() async throws {
+        let silent = try SilentListener()
+        defer { silent.close() }
+        let transport = HTTP2ClientTransport(
+            host: "127.0.0.1", port: silent.port,
+            configuration: .defaults { $0.tls = try! pki.client(); $0.connectTimeout = .milliseconds(300) }
+        )
+        for _ in 0..<2 {
+            let error = await #expect(throws: RPCError.self) {
+                try await Grpc_Testing_TestService.Client(RPCClient(transport: transport)).unaryCall(Grpc_Testing_SimpleRequest())
+            }
+            #expect(error?.code == .unavailable)
+        }
+        await transport.close()
+    }
+
     /// Every connection's SSL, BIOs and contexts are freed: run under LeakSanitizer (the ASan job), a leak
     /// fails the suite. Half the handshakes fail verification, half succeed.
     @Test func manyHandshakesLeaveNothingBehind() async throws {
