@@ -223,9 +223,21 @@ struct CertificateServiceTests {
         #expect(policy.service(for: audit) == "CN=audit,O=Example")
     }
 
+    /// Matching is exact and typed: a SAN of another type, or one whose text looks like a subject, names
+    /// nothing (review finding: `URI:DNS:billing.internal` used to match `DNS:billing.internal`).
     @Test func otherCertificatesAndAnEmptyListNameNone() {
-        let other = ClientCertificate(subject: "CN=payments,O=Other", subjectAlternativeNames: ["URI:spiffe://example.org/other", "DNS:payments"])
-        #expect(policy.service(for: other) == nil)
+        for other in [
+            ClientCertificate(subject: "CN=payments,O=Other", subjectAlternativeNames: ["URI:spiffe://example.org/other", "DNS:payments"]),
+            ClientCertificate(subject: "CN=x", subjectAlternativeNames: ["URI:DNS:billing.internal"]),
+            ClientCertificate(subject: "CN=x", subjectAlternativeNames: ["URI:CN=audit,O=Example", "DNS:CN=audit,O=Example"]),
+            ClientCertificate(subject: "CN=x", subjectAlternativeNames: ["DNS:spiffe://example.org/payments"]),
+        ] {
+            #expect(policy.service(for: other) == nil, "\(other)")
+        }
+        var untyped = AccessPolicy.gateway
+        untyped.certificateServices = ["billing.internal"]
+        #expect(untyped.service(for: ClientCertificate(subject: "CN=x", subjectAlternativeNames: ["email:billing.internal"])) == nil)
+        #expect(untyped.service(for: ClientCertificate(subject: "CN=x", subjectAlternativeNames: ["DNS:billing.internal"])) == "billing.internal")
         let payments = ClientCertificate(subject: "CN=payments", subjectAlternativeNames: ["URI:spiffe://example.org/payments"])
         #expect(AccessPolicy.gateway.service(for: payments) == nil)
     }

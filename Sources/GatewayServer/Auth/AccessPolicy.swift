@@ -23,9 +23,10 @@ public struct AccessPolicy: Sendable {
     }
 
     /// Callers admitted without a token by their verified client certificate (mutual TLS), as service
-    /// principals with the rights of an administrator: each entry is a subject alternative name
-    /// (`spiffe://example.org/payments`, `payments.internal`, or with its type, `URI:…`, `DNS:…`) or an RFC 2253
-    /// subject (`CN=payments,O=Example`).
+    /// principals with the rights of an administrator. Each entry names one identity, matched exactly and with
+    /// its type: `URI:…`, `DNS:…`, `email:…`, `IP:…` or `subject:…` (RFC 2253); without a type, an entry with
+    /// `://` is a URI SAN (`spiffe://example.org/payments`), one with `=` a subject (`CN=payments,O=Example`),
+    /// anything else a DNS SAN (`payments.internal`).
     public var certificateServices: Set<String> = []
 
     /// Rules by fully qualified service name (`method` nil: every method of it), most specific first.
@@ -44,14 +45,16 @@ public struct AccessPolicy: Sendable {
     /// The configured identity a verified client certificate carries, if any.
     public func service(for certificate: ClientCertificate) -> String? {
         guard !certificateServices.isEmpty else { return nil }
-        for name in certificate.subjectAlternativeNames {
-            if certificateServices.contains(name) { return name }
-            // `URI:spiffe://…` matches `spiffe://…`.
-            if let colon = name.firstIndex(of: ":"), certificateServices.contains(String(name[name.index(after: colon)...])) {
-                return String(name[name.index(after: colon)...])
-            }
-        }
-        return certificateServices.contains(certificate.subject) ? certificate.subject : nil
+        let identities = Set(certificate.subjectAlternativeNames + ["subject:" + certificate.subject])
+        return certificateServices.sorted().first { identities.contains(Self.typed($0)) }
+    }
+
+    /// A configured entry in the form the certificate's identities take (`TYPE:value`).
+    static func typed(_ entry: String) -> String {
+        if ["URI:", "DNS:", "email:", "IP:", "subject:"].contains(where: entry.hasPrefix) { return entry }
+        if entry.contains("://") { return "URI:" + entry }
+        if entry.contains("=") { return "subject:" + entry }
+        return "DNS:" + entry
     }
 
     public func rule(for method: MethodDescriptor) -> Rule {
