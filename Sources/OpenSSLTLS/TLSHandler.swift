@@ -20,6 +20,8 @@ public final class TLSHandler: ChannelDuplexHandler {
     private let connection: TLSConnection
     private let onHandshake: (@Sendable (Result<TLSConnectionInfo, TLSError>) -> Void)?
     private var state = State.handshaking
+    /// close_notify has been sent (a half-close): reads go on, writes fail as on a half-closed socket.
+    private var outputClosed = false
     /// Plaintext written before the handshake ended (sent, flushed, as soon as it ends).
     private var waiting: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     /// Promises of plaintext already encrypted, completed with the write of the ciphertext that carries it.
@@ -70,9 +72,16 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         if handshake != nil { handshakeEnded(.failure(TLSError(.handshake, "the handler was removed"))) }
+        failWaiting(ChannelError.ioOnClosedChannel)
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // After close(mode: .output) (HTTP/2's final GOAWAY, then a late PING's ACK): refused as a half-closed
+        // socket refuses it, not as a TLS failure that would close the connection at once.
+        if outputClosed {
+            promise?.fail(ChannelError.outputClosed)
+            return
+        }
         switch state {
         case .handshaking:
             waiting.append((unwrapOutboundIn(data), promise))
@@ -89,9 +98,10 @@ public final class TLSHandler: ChannelDuplexHandler {
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if state == .open, mode != .input {
+        if state == .open, mode != .input, !outputClosed {
             connection.shutdown()
             sendOutput(context: context)
+            outputClosed = true
         }
         if mode == .all {
             state = .closed
@@ -113,11 +123,13 @@ public final class TLSHandler: ChannelDuplexHandler {
                     return
                 }
                 state = .open
-                handshakeEnded(.success(info))
-                context.fireUserInboundEventTriggered(info)
+                // What waited (HTTP/2's preface and SETTINGS) goes first, before anyone told of the handshake
+                // can write.
                 let plaintext = waiting
                 waiting = []
                 for (buffer, promise) in plaintext { encrypt(buffer, promise: promise, context: context) }
+                handshakeEnded(.success(info))
+                context.fireUserInboundEventTriggered(info)
             case .wantsInput:
                 sendOutput(context: context)
                 return
@@ -160,7 +172,7 @@ public final class TLSHandler: ChannelDuplexHandler {
             case .closedByPeer:
                 // close_notify: what came before it is complete; answer with ours and close.
                 if plaintext.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(plaintext)) }
-                context.close(promise: nil)
+                close(context: context, mode: .all, promise: nil)
                 return
             case .failed(let error):
                 fail(error, context: context)
@@ -171,11 +183,16 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     private func encrypt(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
         switch buffer.withUnsafeReadableBytes({ connection.write($0) }) {
+        case .done:
+            if let promise { unflushed.append(promise) }
         case .failed(let error):
             promise?.fail(error)
             fail(error, context: context)
-        default:
-            if let promise { unflushed.append(promise) }
+        case .wantsInput, .closedByPeer:
+            // Not with memory BIOs and no renegotiation; were it to happen, the bytes did not go.
+            let error = TLSError(.write, "OpenSSL did not take the bytes")
+            promise?.fail(error)
+            fail(error, context: context)
         }
     }
 

@@ -281,6 +281,53 @@ struct TLSCallTests {
 
 @Suite("TLS handler")
 struct TLSHandlerTests {
+    /// A client and a server handler on two embedded channels, with the bytes moved between them by hand.
+    func handshaken() throws -> (client: EmbeddedChannel, server: EmbeddedChannel) {
+        let server = EmbeddedChannel(handler: try TLSHandler(context: TLSContext.server(TestPKI.shared.server())))
+        let client = EmbeddedChannel(handler: try TLSHandler(context: TestPKI.shared.client(), serverName: "localhost"))
+        try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+        try shuttle(client, server)
+        return (client, server)
+    }
+
+    /// Moves the ciphertext each side wrote to the other until neither has more.
+    func shuttle(_ a: EmbeddedChannel, _ b: EmbeddedChannel) throws {
+        var moved = true
+        while moved {
+            moved = false
+            for (from, to) in [(a, b), (b, a)] {
+                while let bytes = try from.readOutbound(as: ByteBuffer.self) {
+                    try to.writeInbound(bytes)
+                    moved = true
+                }
+            }
+        }
+    }
+
+    @Test func plaintextCrossesAndTheInfoNamesTheProtocol() throws {
+        let (client, server) = try handshaken()
+        try client.writeAndFlush(ByteBuffer(string: "hello")).wait()
+        try shuttle(client, server)
+        #expect(try server.readInbound(as: ByteBuffer.self) == ByteBuffer(string: "hello"))
+        _ = try client.finish(acceptAlreadyClosed: true)
+        _ = try server.finish(acceptAlreadyClosed: true)
+    }
+
+    /// After HTTP/2's final GOAWAY the server half-closes (close_notify) and keeps reading for a moment; a
+    /// late PING's ACK written then fails that write only. It used to be a TLS failure that closed the
+    /// connection at once, which the half-close exists to avoid (review finding).
+    @Test func aWriteAfterTheOutputIsClosedFailsThatWriteOnly() throws {
+        let (client, server) = try handshaken()
+        server.close(mode: .output, promise: nil)
+        let late = server.writeAndFlush(ByteBuffer(string: "ack"))
+        #expect(throws: ChannelError.outputClosed) { try late.wait() }
+        #expect(throws: Never.self) { try server.throwIfErrorCaught() }
+        try shuttle(client, server)
+        _ = try client.finish(acceptAlreadyClosed: true)
+        _ = try server.finish(acceptAlreadyClosed: true)
+    }
+
     /// A connection closed by the handlers after it (the handshake timeout) before its handshake ended: the
     /// handshake's future fails instead of leaking (which NIO reports as a crash in debug builds, and which left
     /// a client's connect waiting forever).
