@@ -40,13 +40,16 @@ struct Serve: AsyncParsableCommand {
         var configuration = settings.gatewayConfiguration
         let tls = try GatewayTLS(settings: settings.tls, logger: logger)
         configuration.tls = tls?.credentials
-        // SIGHUP re-reads the certificate, key and client CA: new connections get them, open ones stay.
-        let reloads = tls.map { tls in
-            Task {
-                for await _ in await UnixSignalsSequence(trapping: .sighup) { tls.reload() }
+        // SIGHUP re-reads the certificate, key and client CA: new connections get them, open ones stay. It is
+        // trapped here, before anything is served, and also without TLS (`systemctl reload` must not stop the
+        // gateway).
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let reloads = Task {
+            for await _ in hangups {
+                if let tls { tls.reload() } else { logger.info("SIGHUP: no TLS certificate to reload") }
             }
         }
-        defer { reloads?.cancel() }
+        defer { reloads.cancel() }
         let http = CurlHTTPClient()
         let clock = SystemWallClock()
         let credentials = settings.awsCredentials(http: http, clock: clock)

@@ -439,3 +439,12 @@ def test_gatewayctl_with_a_client_certificate_calls_as_the_service(binaries, pki
         assert counted.returncode == 0, counted.stderr
         refused = gatewayctl(binaries, tmp_path, "user", "count", *common)
         assert refused.returncode == 64 + 14, refused.stderr
+
+
+def test_sighup_without_tls_is_not_fatal(binaries, tmp_path):
+    with run_gateway(binaries, tmp_path) as gateway:
+        gateway.proc.send_signal(signal.SIGHUP)
+        wait_for_log(gateway, "SIGHUP: no TLS certificate to reload")
+        assert gateway.proc.poll() is None
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        assert health_pb2_grpc.HealthStub(gateway.channel).Check(health_pb2.HealthCheckRequest(), timeout=10).status == 1
