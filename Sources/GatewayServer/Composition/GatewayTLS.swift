@@ -24,7 +24,10 @@ public struct GatewayTLS: Sendable {
         do {
             credentials = try TLSServerCredentials(configuration) { handshakes.count($0) }
         } catch {
-            throw ConfigurationError(.unreadableFile, "TLS: \(error)", key: "tls.cert_file", cause: error)
+            // The setting whose file is at fault.
+            let file = (error as? TLSConfigurationError)?.file
+            let key = file == settings.keyFile ? "tls.key_file" : file == settings.clientCAFile ? "tls.client_ca" : "tls.cert_file"
+            throw ConfigurationError(.unreadableFile, "TLS: \(error)", key: key, cause: error)
         }
         self.logger = logger
         expiry = Gauge(label: "tls_server_certificate_expiry_timestamp_seconds", factory: factory)
