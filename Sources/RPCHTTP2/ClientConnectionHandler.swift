@@ -147,7 +147,15 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func giveBackWindow(stream id: Int32) {
         guard let stream = streams[id] else { return }
         session.consume(stream: id, bytes: stream.inbox.takePendingCost())
+        if !stream.finished { settlePartial(stream) }
         scheduleFlush()
+    }
+
+    /// Gives back the bytes of a response message still arriving once the reader has taken everything
+    /// queued (a client trusts its server with no budget beyond the window and one message per stream).
+    private func settlePartial(_ stream: ClientStream) {
+        let inbox = stream.inbox
+        session.consume(stream: stream.id, bytes: stream.inbound.settle(budget: nil) { inbox.readerCaughtUp() })
     }
 
     // MARK: Session events
@@ -210,10 +218,10 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         do {
-            let partial = try stream.inbound.receive(bytes) { message, cost in
+            try stream.inbound.receive(bytes) { message, cost, _ in
                 stream.inbox.push(.init(element: .message(message), cost: cost))
             }
-            session.consume(stream: id, bytes: stream.inbox.settlePartial(partial))
+            settlePartial(stream)
         } catch {
             let status = switch error {
             case .tooLarge(let length, let limit):
@@ -240,7 +248,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         if !stream.finished {
             stream.end(Status(code: Self.code(forResetCode: errorCode), message: "the stream was reset (HTTP/2 error \(errorCode))"), trailers: [:])
         }
-        session.consume(stream: id, bytes: stream.inbox.releaseAllCosts())
+        session.consume(stream: id, bytes: stream.inbox.releaseAll().window + stream.inbound.abandon().window)
     }
 
     func endStreamHeadersSent(stream: Int32) {}

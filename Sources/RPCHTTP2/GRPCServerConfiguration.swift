@@ -14,8 +14,14 @@ public struct GRPCServerConfiguration: Sendable {
     public var maxConcurrentStreams: UInt32 = 1000
     /// Each stream's receive window; with the reader-paced WINDOW_UPDATEs it bounds what one stream buffers.
     public var streamWindowSize: UInt32 = 1 << 20
-    /// The connection's receive window: all of a connection's unread request bytes fit in it.
+    /// The connection's receive window: request bytes not yet given back to the client fit in it.
     public var connectionWindowSize: Int32 = 16 << 20
+    /// Request bytes a connection may hold beyond its window: those of messages larger than a stream's
+    /// window, given back before the handler took the message so that it can arrive whole, and of messages
+    /// queued when the client ended its stream. A message reserves its size here; one that does not fit waits
+    /// for handlers to take theirs (a few may wait, then more are `RESOURCE_EXHAUSTED`). A connection thus holds
+    /// at most `connectionWindowSize` plus this; one message of the maximum size always fits.
+    public var maxConnectionBufferedBytes = 32 << 20
     /// A writer waits while more than this many response bytes of its stream wait to be sent.
     public var streamSendBufferSize = 1 << 20
     /// A plain HTTP response (``PlainHTTPHandler``) whose peer takes none of its bytes for between one and two

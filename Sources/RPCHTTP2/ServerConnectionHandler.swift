@@ -43,6 +43,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// When the header block under way began (HEADERS without END_HEADERS, awaiting CONTINUATION): nothing
     /// else may come on the connection until it ends, so one that never ends must not hold it.
     private var headerBlockStartedAt: NIODeadline?
+    /// Request bytes given back before their reader took them (see ``InboundMessages``), and the streams
+    /// waiting for some, in arrival order.
+    private var receiveBudget: ReceiveBudget!
+    private var creditLine: [Int32] = []
 
     private enum LifetimeTimer { case handshake, idle, age, keepalive, headerBlock }
 
@@ -104,6 +108,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             logger.error("cannot start an HTTP/2 session", metadata: ["error": "\(error)"])
             context.close(promise: nil)
             return
+        }
+        let weakSelf = NIOLoopBound(WeakServerConnection(handler: self), eventLoop: context.eventLoop)
+        receiveBudget = ReceiveBudget(limit: configuration.maxConnectionBufferedBytes) {
+            weakSelf.eventLoop.execute { weakSelf.value.handler?.serveCreditLine() }
         }
         // The loop's clock, which tests can move.
         lastReadAt = context.eventLoop.now
@@ -275,13 +283,46 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         do {
-            let partial = try rpc.inbound.receive(bytes) { message, cost in
-                rpc.inbox.push(.init(element: message, cost: cost))
+            try rpc.inbound.receive(bytes) { message, cost, reserved in
+                rpc.inbox.push(.init(element: message, cost: cost, reserved: reserved))
             }
-            session.consume(stream: stream, bytes: rpc.inbox.settlePartial(partial))
         } catch {
             fail(rpc, Self.status(for: error))
+            return
         }
+        settlePartial(rpc, ahead: creditLine.first == stream)
+    }
+
+    /// Gives back what may be of the message still arriving; a stream the budget cannot serve yet gets in
+    /// line, unless the line is full: streams in it hold their unsettled bytes in the connection window, and
+    /// the streams holding the budget need room there to finish, so the line must leave them half of it.
+    private func settlePartial(_ rpc: ServerRPC, ahead: Bool) {
+        let inbox = rpc.inbox!
+        session.consume(stream: rpc.id, bytes: rpc.inbound.settle(budget: receiveBudget, ahead: ahead) { inbox.readerCaughtUp() })
+        guard rpc.inbound.awaitsCredit, !creditLine.contains(rpc.id) else { return }
+        let maxWaiting = max(1, Int(configuration.connectionWindowSize) / (2 * Int(configuration.streamWindowSize)))
+        guard creditLine.count < maxWaiting else {
+            fail(rpc, Status(
+                code: .resourceExhausted,
+                message: "the connection holds too many partly received request messages (\(receiveBudget.limit) bytes); retry"
+            ))
+            return
+        }
+        creditLine.append(rpc.id)
+    }
+
+    /// Budget was released while streams waited: serves them in order, as far as it goes.
+    private func serveCreditLine() {
+        receiveBudget.serving()
+        while let id = creditLine.first {
+            if let rpc = streams[id], rpc.phase == .running, rpc.inbound.awaitsCredit {
+                settlePartial(rpc, ahead: true)
+                if rpc.inbound.awaitsCredit { break }
+            }
+            creditLine.removeFirst()
+        }
+        receiveBudget.served(stillWaiting: !creditLine.isEmpty)
+        scheduleFlush()
     }
 
     func dataEnded(stream: Int32) {
@@ -298,7 +339,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             rpc.abandon(RPCError(code: code, message: "the client reset the stream"))
         }
         if rpc.inbox != nil {
-            session.consume(stream: stream, bytes: rpc.inbox.releaseAllCosts())
+            let queued = rpc.inbox.releaseAll()
+            let partial = rpc.inbound.abandon()
+            session.consume(stream: stream, bytes: queued.window + partial.window)
+            receiveBudget.release(queued.reserved + partial.reserved)
+            if let waiting = creditLine.firstIndex(of: stream) { creditLine.remove(at: waiting) }
         }
         if shutdown == .goAwaySent && streams.isEmpty { scheduleFlush() }
     }
@@ -410,7 +455,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         rpc.inbound = InboundMessages(maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding)
         rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
         rpc.responseMetadata = responseMetadata
-        rpc.inbox = StreamInbox(batch: Int(configuration.streamWindowSize / 4)) {
+        rpc.inbox = StreamInbox(batch: Int(configuration.streamWindowSize / 4), budget: receiveBudget) {
             loop.execute { handler.value.giveBackWindow(stream: id) }
         }
         let gate = OutboundGate(highWater: configuration.streamSendBufferSize, lowWater: configuration.streamSendBufferSize / 4)
@@ -655,12 +700,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         rpc.inbox.finish()
         // Nothing more can arrive on this stream: give its window back now rather than message by message.
-        session.consume(stream: rpc.id, bytes: rpc.inbox.releaseAllCosts())
+        session.consume(stream: rpc.id, bytes: rpc.inbox.releaseCostsAtEnd())
     }
 
     private func giveBackWindow(stream: Int32) {
         guard let rpc = streams[stream], rpc.inbox != nil else { return }
         session.consume(stream: stream, bytes: rpc.inbox.takePendingCost())
+        // The reader may have caught up with a message still arriving that could not be settled before.
+        if rpc.phase == .running, !rpc.remoteEnded { settlePartial(rpc, ahead: creditLine.first == stream) }
         scheduleFlush()
     }
 
@@ -809,6 +856,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 }
 
 /// One stream's state, on the event loop.
+/// What the connection's budget wakes (it must not keep the handler alive).
+private struct WeakServerConnection {
+    weak var handler: ServerConnectionHandler?
+}
+
 final class ServerRPC {
     enum Phase { case headers, running, done }
 

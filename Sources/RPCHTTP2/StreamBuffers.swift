@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 /// Framed messages waiting for nghttp2 to ask for a stream's DATA.
 struct OutboundQueue {
@@ -35,32 +36,139 @@ struct OutboundQueue {
     }
 }
 
-/// A stream's received DATA turned into messages, with the flow-control accounting both sides use: a
-/// complete message costs the window bytes not yet settled when the reader takes it; the bytes of a message
-/// still arriving are settled as they come (``StreamInbox/settlePartial(_:)`` decides when they are given back).
+/// A stream's received DATA turned into messages, with the flow-control accounting both sides use.
+///
+/// A complete message costs the window bytes not yet given back, paid when the reader takes it
+/// (``StreamInbox``). A message still arriving may be larger than the window, so its bytes must be given back
+/// before the reader can take it ("early"), or it could never arrive whole; bytes given back early are
+/// outside the HTTP/2 windows, so they are held against the connection's ``ReceiveBudget``: the message
+/// reserves its whole wire size there once its length prefix is in and the reader has taken everything queued
+/// (a sender that runs ahead of its reader waits for it), and the reservation is released when the reader
+/// takes the message. A stream the budget cannot serve yet waits for credit (``awaitsCredit``).
 struct InboundMessages {
     var deframer: MessageDeframer
-    /// Bytes of the message still arriving that were already settled.
-    private var consumedAhead = 0
+    /// Bytes of the message still arriving that were given back early.
+    private var givenBack = 0
+    /// Budget reserved for the message still arriving (its wire size), or 0.
+    private(set) var reserved = 0
+    /// The message still arriving needs a reservation the budget could not make yet.
+    private(set) var awaitsCredit = false
 
     init(maxMessageSize: Int, encoding: MessageEncoding?) {
         deframer = MessageDeframer(maxMessageSize: maxMessageSize, encoding: encoding)
     }
 
-    /// Feeds DATA bytes: hands each complete message and its cost to `deliver`, and returns the bytes of the
-    /// message still arriving that are not settled yet.
+    /// Feeds DATA bytes and hands each complete message to `deliver`, with the window bytes it still costs and
+    /// the reservation to release when it is taken.
     mutating func receive(
         _ bytes: UnsafeRawBufferPointer,
-        deliver: ([UInt8], _ cost: Int) -> Void
-    ) throws(MessageDeframer.Failure) -> Int {
+        deliver: (_ message: [UInt8], _ cost: Int, _ reserved: Int) -> Void
+    ) throws(MessageDeframer.Failure) {
         deframer.append(bytes)
         while let message = try deframer.next() {
-            deliver(message.bytes, max(0, message.wireSize - consumedAhead))
-            consumedAhead = 0
+            deliver(message.bytes, message.wireSize - givenBack, reserved)
+            givenBack = 0
+            reserved = 0
+            awaitsCredit = false
         }
+    }
+
+    /// The bytes of the message still arriving to give back now: those not given back yet, once the message
+    /// holds a reservation. It asks for one when `readerCaughtUp()` says the reader has taken everything
+    /// queued (which otherwise arranges to be asked again when it has); `ahead` lets a stream that waited
+    /// in line for credit take it before newcomers.
+    mutating func settle(budget: ReceiveBudget?, ahead: Bool = false, readerCaughtUp: () -> Bool) -> Int {
         let pending = deframer.pendingBytes
-        guard pending > consumedAhead else { return 0 }
-        defer { consumedAhead = pending }
-        return pending - consumedAhead
+        guard pending > givenBack else { return 0 }
+        if reserved == 0 {
+            guard let length = deframer.pendingMessageLength, readerCaughtUp() else { return 0 }
+            guard budget?.reserve(5 + length, ahead: ahead) ?? true else {
+                awaitsCredit = true
+                return 0
+            }
+            reserved = budget == nil ? 0 : 5 + length
+            awaitsCredit = false
+        }
+        defer { givenBack = pending }
+        return pending - givenBack
+    }
+
+    /// The stream is gone: the bytes of the message still arriving not yet given back, and its reservation
+    /// (the message will never be taken).
+    mutating func abandon() -> (window: Int, reserved: Int) {
+        defer {
+            givenBack = deframer.pendingBytes
+            reserved = 0
+            awaitsCredit = false
+        }
+        return (max(0, deframer.pendingBytes - givenBack), reserved)
+    }
+}
+
+/// What one connection may hold of request bytes given back to the peer's windows before a reader took them
+/// (see ``InboundMessages``): the HTTP/2 windows bound the rest. Reservations are made on the event loop and
+/// released by readers on any thread; a stream that cannot reserve waits in line on the loop, and the first
+/// release after that calls `wake` so the loop can serve it. When nothing is reserved a reservation always
+/// succeeds, so one message of any allowed size can always arrive.
+final class ReceiveBudget: Sendable {
+    private struct State {
+        var reserved = 0
+        var waiting = false
+        var wakeScheduled = false
+    }
+
+    let limit: Int
+    private let state = Mutex(State())
+    private let wake: @Sendable () -> Void
+
+    init(limit: Int, wake: @escaping @Sendable () -> Void) {
+        self.limit = limit
+        self.wake = wake
+    }
+
+    /// Bytes reserved now.
+    var reserved: Int { state.withLock { $0.reserved } }
+
+    /// Reserves `bytes` if they fit and nobody waits in line (`ahead`: the caller is first in that line);
+    /// otherwise remembers that someone waits, so that the next release wakes the loop.
+    func reserve(_ bytes: Int, ahead: Bool = false) -> Bool {
+        state.withLock { s in
+            if (ahead || !s.waiting) && (s.reserved == 0 || s.reserved + bytes <= limit) {
+                s.reserved += bytes
+                return true
+            }
+            s.waiting = true
+            return false
+        }
+    }
+
+    /// Reserves `bytes` only if that needs no waiting (bytes that could also be paid for by the reader).
+    func reserveIfFree(_ bytes: Int) -> Bool {
+        state.withLock { s in
+            guard !s.waiting, s.reserved == 0 || s.reserved + bytes <= limit else { return false }
+            s.reserved += bytes
+            return true
+        }
+    }
+
+    func release(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        let wakeNow = state.withLock { s in
+            s.reserved -= bytes
+            guard s.waiting, !s.wakeScheduled else { return false }
+            s.wakeScheduled = true
+            return true
+        }
+        if wakeNow { wake() }
+    }
+
+    /// On the loop, before serving the line: a release from now on wakes the loop again.
+    func serving() {
+        state.withLock { $0.wakeScheduled = false }
+    }
+
+    /// On the loop, after serving the line: whether anyone is left in it.
+    func served(stillWaiting: Bool) {
+        state.withLock { $0.waiting = stillWaiting }
     }
 }

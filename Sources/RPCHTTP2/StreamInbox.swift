@@ -7,15 +7,16 @@ import Synchronization
 ///
 /// Flow control follows the reader: each element carries what it cost in the HTTP/2 windows, and that is
 /// given back (``consumed``) only when the task takes it, batched so that a burst of small messages costs
-/// one event-loop hop rather than one each. The bytes of a message still arriving (``settlePartial(_:)``)
-/// are given back at once only while the reader has taken everything queued: a message may be larger than
-/// the window, so it must be able to arrive whole, but a sender that runs ahead of its reader has to wait.
-/// What the stream holds is thus bounded by its window plus one message.
+/// one event-loop hop rather than one each. An element may also hold a reservation in the connection's
+/// ``ReceiveBudget`` (its bytes were given back before it was complete, see ``InboundMessages``), released
+/// when the task takes it. What the stream holds is thus bounded by its window plus one message.
 final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
     struct Message {
         var element: Element
         /// Window bytes to give back when the element is taken.
         var cost: Int
+        /// Budget to release when the element is taken.
+        var reserved = 0
     }
 
     private struct State {
@@ -25,23 +26,24 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
         var waiter: CheckedContinuation<Element?, any Error>?
         /// Costs of taken messages not yet handed to `consumed`.
         var pendingCost = 0
-        /// Bytes of a message still arriving that came while messages were queued: given back once the
-        /// reader has taken those.
-        var owedPartial = 0
+        /// The loop wants to hear (through `consumed`) when the reader has taken everything queued.
+        var notifyWhenCaughtUp = false
         var consumeScheduled = false
-        /// After the peer's END_STREAM the windows no longer matter: costs were all given back at once.
+        /// The windows no longer matter (the peer ended the stream, or it is gone): costs were given back.
         var costsReleased = false
     }
 
     private let state = Mutex(State())
-    /// Called (from the reading task) when costs should be given back; it hops to the event loop, which calls
-    /// ``takePendingCost()``.
+    private let budget: ReceiveBudget?
+    /// Called (from the reading task) when costs should be given back or the reader caught up; it hops to
+    /// the event loop, which calls ``takePendingCost()``.
     private let consumed: @Sendable () -> Void
     /// Give back costs once this many bytes are pending (or the queue runs dry).
     private let batch: Int
 
-    init(batch: Int, consumed: @escaping @Sendable () -> Void) {
+    init(batch: Int, budget: ReceiveBudget? = nil, consumed: @escaping @Sendable () -> Void) {
         self.batch = batch
+        self.budget = budget
         self.consumed = consumed
     }
 
@@ -57,8 +59,10 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
             s.queue.append(message)
             return nil
         }
-        waiter?.resume(returning: message.element)
-        if waiter != nil { scheduleConsumeIfNeeded(queueEmpty: true) }
+        guard let waiter else { return }
+        waiter.resume(returning: message.element)
+        budget?.release(message.reserved)
+        scheduleConsumeIfNeeded(queueEmpty: true)
     }
 
     /// Ends the sequence: normally (`nil`) or with an error the reader gets.
@@ -72,25 +76,51 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
         if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
     }
 
-    /// The peer has ended the stream: returns every cost not yet given back (queued messages included), and
-    /// from now on taking a message costs nothing.
-    func releaseAllCosts() -> Int {
+    /// Whether the reader has taken everything queued; if not, ``consumed`` is called once it has.
+    func readerCaughtUp() -> Bool {
         state.withLock { s in
-            guard !s.costsReleased else { return 0 }
-            s.costsReleased = true
-            let queued = s.queue[s.head...].reduce(0) { $0 + $1.cost }
-            defer { s.pendingCost = 0; s.owedPartial = 0 }
-            return queued + s.pendingCost + s.owedPartial
+            if s.head == s.queue.count { return true }
+            s.notifyWhenCaughtUp = true
+            return false
         }
     }
 
-    /// `bytes` more of a message still arriving: returns what to give back now (all of it when nothing is
-    /// queued for the reader); the rest is owed until the reader has taken what is queued.
-    func settlePartial(_ bytes: Int) -> Int {
+    /// The peer has ended the stream, so its window no longer matters: returns every cost not yet given back,
+    /// and from now on taking a message costs nothing. Queued messages are then held against the budget
+    /// (those that were not already); when it cannot take them, the reader pays for them as before.
+    func releaseCostsAtEnd() -> Int {
         state.withLock { s in
-            if s.head == s.queue.count || s.costsReleased { return bytes }
-            s.owedPartial += bytes
-            return 0
+            guard !s.costsReleased else { return 0 }
+            var unreserved = 0
+            for i in s.queue.indices[s.head...] where s.queue[i].reserved == 0 { unreserved += s.queue[i].cost }
+            if unreserved > 0, let budget, !budget.reserveIfFree(unreserved) { return 0 }
+            var bytes = s.pendingCost
+            for i in s.queue.indices[s.head...] {
+                bytes += s.queue[i].cost
+                if s.queue[i].reserved == 0 { s.queue[i].reserved = s.queue[i].cost }
+                s.queue[i].cost = 0
+            }
+            s.pendingCost = 0
+            s.costsReleased = true
+            return bytes
+        }
+    }
+
+    /// The stream is gone: every cost not yet given back, and every reservation of messages not yet taken
+    /// (which from now on release nothing).
+    func releaseAll() -> (window: Int, reserved: Int) {
+        state.withLock { s in
+            var reserved = 0
+            var window = s.costsReleased ? 0 : s.pendingCost
+            for i in s.queue.indices[s.head...] {
+                reserved += s.queue[i].reserved
+                if !s.costsReleased { window += s.queue[i].cost }
+                s.queue[i].reserved = 0
+                s.queue[i].cost = 0
+            }
+            s.pendingCost = 0
+            s.costsReleased = true
+            return (window, reserved)
         }
     }
 
@@ -106,7 +136,7 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
     // MARK: Reader side
 
     private enum Outcome {
-        case element(Element, queueEmpty: Bool)
+        case element(Element, reserved: Int, queueEmpty: Bool)
         case end((any Error)?)
         case wait
     }
@@ -122,11 +152,8 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
                         if s.head == s.queue.count {
                             s.queue.removeAll(keepingCapacity: true)
                             s.head = 0
-                            // Caught up: what arrived of the next message meanwhile is paid for now.
-                            s.pendingCost += s.owedPartial
-                            s.owedPartial = 0
                         }
-                        return .element(m.element, queueEmpty: s.head == s.queue.count)
+                        return .element(m.element, reserved: m.reserved, queueEmpty: s.head == s.queue.count)
                     }
                     if let end = s.end { return .end(end) }
                     if Task.isCancelled { return .end(CancellationError()) }
@@ -134,8 +161,9 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
                     return .wait
                 }
                 switch outcome {
-                case .element(let element, let queueEmpty):
+                case .element(let element, let reserved, let queueEmpty):
                     continuation.resume(returning: element)
+                    budget?.release(reserved)
                     scheduleConsumeIfNeeded(queueEmpty: queueEmpty)
                 case .end(let error?):
                     continuation.resume(throwing: error)
@@ -156,7 +184,11 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
 
     private func scheduleConsumeIfNeeded(queueEmpty: Bool) {
         let schedule = state.withLock { s in
-            guard !s.consumeScheduled, s.pendingCost > 0, queueEmpty || s.pendingCost >= batch else { return false }
+            let caughtUp = queueEmpty && s.notifyWhenCaughtUp
+            if caughtUp { s.notifyWhenCaughtUp = false }
+            guard !s.consumeScheduled, caughtUp || (s.pendingCost > 0 && (queueEmpty || s.pendingCost >= batch)) else {
+                return false
+            }
             s.consumeScheduled = true
             return true
         }

@@ -81,7 +81,7 @@ private final class FuzzServerDelegate: NGHTTP2SessionDelegate {
     func data(stream: Int32, bytes: UnsafeRawBufferPointer) {
         session?.consume(stream: stream, bytes: bytes.count)
         do {
-            _ = try messages[stream]?.receive(bytes) { _, _ in }
+            try messages[stream]?.receive(bytes) { _, _, _ in }
         } catch {
             messages[stream] = nil
             session?.resetStream(stream, code: .cancel)

