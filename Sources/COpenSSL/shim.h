@@ -27,9 +27,6 @@ static inline int COpenSSL_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int versi
 static inline int COpenSSL_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version) {
     return (int)SSL_CTX_set_max_proto_version(ctx, version);
 }
-static inline void COpenSSL_SSL_CTX_set_release_buffers(SSL_CTX *ctx) {
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-}
 static inline void COpenSSL_SSL_CTX_set_server_options(SSL_CTX *ctx) {
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 }

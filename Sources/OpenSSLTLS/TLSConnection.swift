@@ -101,6 +101,12 @@ final class TLSConnection {
         return rc == 1 ? .done : outcome(rc, during: .write)
     }
 
+    /// Frees the record buffers (about 34 KiB; OpenSSL allocates them again for the next record); false when
+    /// they hold part of a record.
+    func releaseBuffers() -> Bool {
+        SSL_free_buffers(ssl) == 1
+    }
+
     /// Queues close_notify (RFC 8446 §6.1); the peer's answer is not awaited.
     func shutdown() {
         ERR_clear_error()

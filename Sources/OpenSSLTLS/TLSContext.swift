@@ -37,7 +37,6 @@ public final class TLSContext: @unchecked Sendable {
         do {
             try configureVersions(ctx, minimum: configuration.minimumVersion)
             COpenSSL_SSL_CTX_set_server_options(ctx)
-            COpenSSL_SSL_CTX_set_release_buffers(ctx)
             guard SSL_CTX_set_cipher_list(ctx, configuration.cipherList) == 1 else {
                 throw TLSConfigurationError(file: nil, "no usable cipher in \"\(configuration.cipherList)\"")
             }
@@ -75,7 +74,6 @@ public final class TLSContext: @unchecked Sendable {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw TLSConfigurationError(file: nil, "\(OpenSSLError("SSL_CTX_new"))") }
         do {
             try configureVersions(ctx, minimum: configuration.minimumVersion)
-            COpenSSL_SSL_CTX_set_release_buffers(ctx)
             if let caFile = configuration.caFile {
                 try loadTrust(ctx, caFile: caFile)
             } else if SSL_CTX_set_default_verify_paths(ctx) != 1 {
