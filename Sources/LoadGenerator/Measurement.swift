@@ -1,5 +1,6 @@
 import Histogram
 import RPCCore
+import RPCHTTP2
 import Synchronization
 
 /// Latencies in nanoseconds, 3 significant digits (HdrHistogram), up to an hour.

@@ -27,6 +27,10 @@ public struct GRPCServerConfiguration: Sendable {
     /// A plain HTTP response (``PlainHTTPHandler``) whose peer takes none of its bytes for between one and two
     /// of these is reset, releasing what its body holds (a download link's open file).
     public var plainHTTPStallTimeout: Duration = .seconds(30)
+    /// Run each call's handler task on its connection's event loop (``EventLoopExecutor``), so that a call
+    /// does not change threads unless it waits for work elsewhere; handlers must then not block (blocking
+    /// work goes to threads of its own). False: Swift's global executor, for handlers that block.
+    public var runsHandlersOnEventLoops = true
     /// Compress responses with what the client accepts (gzip preferred) unless a handler says otherwise.
     public var compressResponses = false
     public var keepalive = Keepalive()

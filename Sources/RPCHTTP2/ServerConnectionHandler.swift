@@ -46,6 +46,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Request bytes given back before their reader took them (see ``InboundMessages``), and the streams
     /// waiting for some, in arrival order.
     private var receiveBudget: ReceiveBudget!
+    /// Where the connection's handler tasks run: its event loop, or Swift's global executor (nil).
+    private var handlerExecutor: EventLoopExecutor?
     private var creditLine: [Int32] = []
 
     private enum LifetimeTimer { case handshake, idle, age, keepalive, headerBlock }
@@ -109,6 +111,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             context.close(promise: nil)
             return
         }
+        if configuration.runsHandlersOnEventLoops { handlerExecutor = EventLoopExecutor(context.eventLoop) }
         let weakSelf = NIOLoopBound(WeakServerConnection(handler: self), eventLoop: context.eventLoop)
         receiveBudget = ReceiveBudget(limit: configuration.maxConnectionBufferedBytes) {
             weakSelf.eventLoop.execute { weakSelf.value.handler?.serveCreditLine() }
@@ -522,7 +525,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             rpc.launch = nil
             guard rpc.phase == .running else { continue }
             handlers.started()
-            rpc.task = Task(operation: launch)
+            rpc.task = Task(executorPreference: handlerExecutor, operation: launch)
         }
         pendingLaunches.removeAll(keepingCapacity: true)
     }
@@ -550,7 +553,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             handler.value.checkPlainProgress(stream: id)
         }
         handlers.started()
-        rpc.task = Task {
+        rpc.task = Task(executorPreference: handlerExecutor) {
             defer { handlers.finished() }
             let response = await plainHTTP.respond(to: request)
             let body = method == "HEAD" ? nil : response.body

@@ -84,6 +84,9 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
     func pump(until done: () -> Bool, timeout: Duration = .seconds(5)) async throws {
         let deadline = ContinuousClock.now + timeout
         while true {
+            // Handler tasks run on the connection's event loop, and a testing loop runs what was scheduled
+            // from inside itself only when asked.
+            await channel.testingEventLoop.run()
             var moved = false
             var out = ByteBuffer()
             try client.send { out.writeBytes($0) }
