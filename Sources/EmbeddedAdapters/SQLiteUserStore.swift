@@ -253,11 +253,11 @@ extension SQLiteUserStore {
     }
 
     /// Runs `make`, turning a validation failure into a storage error: the data is bad, not the request.
-    private static func validated<T>(_ record: String, _ make: () throws -> T) throws -> T {
+    private static func validated<T>(_ record: @autoclosure () -> String, _ make: () throws -> T) throws -> T {
         do {
             return try make()
         } catch let error as DomainError {
-            throw StorageError(.invalidRecord, "\(record) is stored with an invalid value: \(error.message)")
+            throw StorageError(.invalidRecord, "\(record()) is stored with an invalid value: \(error.message)")
         }
     }
 

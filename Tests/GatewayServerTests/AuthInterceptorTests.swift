@@ -129,6 +129,8 @@ struct AuthInterceptorTests {
     @Test(arguments: [
         ("no metadata", [], "missing \"authorization\" metadata; expected \"Bearer <Firebase ID token>\""),
         ("wrong scheme", [("authorization", "Basic YWxhZGRpbjpvcGVuc2VzYW1l")], "\"authorization\" metadata must be \"Bearer <Firebase ID token>\""),
+        ("scheme only", [("authorization", "Bearer")], "\"authorization\" metadata must be \"Bearer <Firebase ID token>\""),
+        ("a longer scheme", [("authorization", "Bearers a.b.c")], "\"authorization\" metadata must be \"Bearer <Firebase ID token>\""),
         ("bearer without token", [("authorization", "Bearer ")], "\"authorization\" metadata must be \"Bearer <Firebase ID token>\""),
         // What the transport passes on for a value with a byte outside printable ASCII.
         ("not printable ASCII", [("authorization", "")], "\"authorization\" metadata must be \"Bearer <Firebase ID token>\""),

@@ -50,6 +50,16 @@ struct WireFormatTests {
         #expect(metadata[stringValues: "x-text"] == [""])
         #expect(MetadataCoding.headers(for: metadata).first { $0.0 == "x-bin" }?.1 == "AAEC")
     }
+
+    @Test func textMetadataIsTrimmedAndPrintableASCIIOnly() {
+        #expect(MetadataCoding.printableTrimmed("  a b  ") == "a b")
+        #expect(MetadataCoding.printableTrimmed("Bearer x.y.z") == "Bearer x.y.z")
+        #expect(MetadataCoding.printableTrimmed("   ") == "")
+        #expect(MetadataCoding.printableTrimmed("") == "")
+        #expect(MetadataCoding.printableTrimmed("a\tb") == nil)
+        #expect(MetadataCoding.printableTrimmed("a\u{7F}") == nil)
+        #expect(MetadataCoding.printableTrimmed("caf\u{E9}") == nil)
+    }
 }
 
 @Suite("message deframing")
