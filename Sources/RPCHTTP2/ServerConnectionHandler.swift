@@ -458,6 +458,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         rpc.inbound = InboundMessages(maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding)
         rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
         rpc.responseMetadata = responseMetadata
+        // Always a loop task: the inbox also calls this from `push`, inside a session callback.
         rpc.inbox = StreamInbox(batch: Int(configuration.streamWindowSize / 4), budget: receiveBudget) {
             loop.execute { handler.value.giveBackWindow(stream: id) }
         }
@@ -478,7 +479,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 held.withLock { $0 = framed }
                 return
             }
-            if try gate.push(framed) { loop.execute { handler.value.takePending(stream: id) } }
+            if try gate.push(framed) { Self.onLoop(loop) { handler.value.takePending(stream: id) } }
             try await gate.waitForRoom()
         }
         let inbound = RPCAsyncSequence(wrapping: rpc.inbox)
@@ -504,7 +505,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             let response = status.code == .ok ? held.withLock { $0 } : nil
             let finalStatus = status
             let finalTrailers = trailers
-            loop.execute {
+            Self.onLoop(loop) {
                 handler.value.finish(stream: id, status: finalStatus, trailers: finalTrailers, message: response)
             }
         }
@@ -513,6 +514,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 handler.value.deadlineExpired(stream: id, serverLimit: limited ? timeout : nil)
             }
         }
+    }
+
+    /// For handler tasks: runs `body` on the connection's loop, at once when the task is already there (it
+    /// then runs as a task of the loop's own, never inside a session callback), else as a task enqueued there.
+    private static func onLoop(_ loop: any EventLoop, _ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
     }
 
     /// Starts the handler tasks of the streams this read opened and did not also close. A stream the client
