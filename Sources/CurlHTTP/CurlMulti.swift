@@ -200,6 +200,11 @@ final class CurlTransfer: @unchecked Sendable {
                 if state.chunkIndex == state.chunks.count {
                     state.chunks.removeAll(keepingCapacity: true)
                     state.chunkIndex = 0
+                } else if state.chunkIndex >= 16, state.chunkIndex * 2 >= state.chunks.count {
+                    // A reader that never catches up (curl always a chunk ahead) must still let go of what
+                    // it took, or the queue holds the whole body (a 200 MiB download: 200 MiB).
+                    state.chunks.removeFirst(state.chunkIndex)
+                    state.chunkIndex = 0
                 }
                 state.buffered -= chunk.count
                 let wantsResume = state.readerWantsResume && state.buffered <= highWater / 2

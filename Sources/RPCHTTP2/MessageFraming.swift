@@ -40,6 +40,9 @@ struct MessageDeframer {
     /// Bytes of a message not yet complete.
     var pendingBytes: Int { buffer.readableBytes }
 
+    /// What the buffer holds on to, read bytes included (for tests).
+    var retainedBytes: Int { buffer.capacity }
+
     /// The length a started message declared, once its prefix is in.
     var pendingMessageLength: Int? {
         guard buffer.readableBytes >= 5 else { return nil }
@@ -57,6 +60,10 @@ struct MessageDeframer {
         guard buffer.readableBytes >= 5 + length else { return nil }
         buffer.moveReaderIndex(forwardBy: 5)
         let payload = buffer.readBytes(length: length)!
+        // A stream whose DATA never ends on a message boundary (a sender filling frames as its window allows)
+        // never empties the buffer: drop what was read once it outweighs what is left, or the buffer would
+        // grow by every byte of the stream. (Moving the rest costs no more than reading it did.)
+        if buffer.readerIndex >= buffer.readableBytes, buffer.readerIndex >= 4096 { buffer.discardReadBytes() }
         guard flag != 0 else { return Message(bytes: payload, wireSize: 5 + length) }
         guard let encoding else { throw .compressedWithoutEncoding }
         do {

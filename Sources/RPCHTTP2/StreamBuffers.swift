@@ -8,6 +8,9 @@ struct OutboundQueue {
 
     var isEmpty: Bool { head == buffers.count }
 
+    /// Buffers the queue still references, sent ones included (for tests).
+    var retainedCount: Int { buffers.count }
+
     mutating func append(_ framed: ByteBuffer) {
         buffers.append(framed)
     }
@@ -28,6 +31,10 @@ struct OutboundQueue {
                 head += 1
                 if head == buffers.count {
                     buffers.removeAll(keepingCapacity: true)
+                    head = 0
+                } else if head >= 16, head * 2 >= buffers.count {
+                    // A queue that never drains must still let go of what was sent.
+                    buffers.removeFirst(head)
                     head = 0
                 }
             }

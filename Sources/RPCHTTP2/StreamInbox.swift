@@ -152,6 +152,11 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
                         if s.head == s.queue.count {
                             s.queue.removeAll(keepingCapacity: true)
                             s.head = 0
+                        } else if s.head >= 16, s.head * 2 >= s.queue.count {
+                            // A queue that never runs dry (a sender always a message ahead) must still let go
+                            // of what was taken, or it holds every message of the stream.
+                            s.queue.removeFirst(s.head)
+                            s.head = 0
                         }
                         return .element(m.element, reserved: m.reserved, queueEmpty: s.head == s.queue.count)
                     }

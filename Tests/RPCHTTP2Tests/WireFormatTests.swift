@@ -1,6 +1,7 @@
 import NIOCore
 @testable import RPCHTTP2
 import RPCCore
+import Synchronization
 import Testing
 
 @Suite("gRPC wire pieces")
@@ -66,6 +67,24 @@ struct WireFormatTests {
 struct MessageDeframerTests {
     func frame(_ payload: [UInt8], flag: UInt8 = 0) -> [UInt8] {
         [flag] + withUnsafeBytes(of: UInt32(payload.count).bigEndian, Array.init) + payload
+    }
+
+    /// A stream whose DATA chunks never end on a message boundary never empties the buffer; the bytes read
+    /// used to stay in it, so it grew by the whole stream (a 200 MiB upload: 200 MiB).
+    @Test func aBufferThatNeverEmptiesDoesNotGrowWithTheStream() throws {
+        var deframer = MessageDeframer(maxMessageSize: 1 << 20, encoding: nil)
+        let message = [UInt8](repeating: 9, count: 65_536)
+        let wire = (0..<200).flatMap { _ in frame(message) }
+        var received = 0
+        for start in stride(from: 0, to: wire.count, by: 50_000) {
+            wire[start..<min(start + 50_000, wire.count)].withUnsafeBytes { deframer.append($0) }
+            while let m = try deframer.next() {
+                #expect(m.bytes.count == message.count)
+                received += 1
+            }
+        }
+        #expect(received == 200)
+        #expect(deframer.retainedBytes < 1 << 20, "held \(deframer.retainedBytes) bytes")
     }
 
     func feed(_ deframer: inout MessageDeframer, _ bytes: [UInt8]) {
@@ -271,6 +290,38 @@ struct StreamBufferTests {
         #expect(givenBack + inbox.takePendingCost() == wire.count)
         #expect(consumeRequested.isSet)
         #expect(budget.reserved == 0, "taking the message released its reservation")
+    }
+
+    /// A queue that never runs dry (the sender always a message ahead of the reader, as when the handler runs
+    /// on the connection's event loop) used to keep every message taken from it until it did: a 200 MiB upload
+    /// held 200 MiB. Taken messages are let go of as the reader goes.
+    @Test func anInboxThatNeverRunsDryLetsGoOfWhatWasTaken() async throws {
+        final class Counter: Sendable { let value = Mutex(0) }
+        final class Tracked: Sendable {
+            let freed: Counter
+            init(_ freed: Counter) { self.freed = freed }
+            deinit { freed.value.withLock { $0 += 1 } }
+        }
+        let freed = Counter()
+        let inbox = StreamInbox<Tracked>(batch: 1 << 18) {}
+        inbox.push(.init(element: Tracked(freed), cost: 0))
+        for _ in 0..<100 {
+            inbox.push(.init(element: Tracked(freed), cost: 0))
+            _ = try await inbox.next()
+        }
+        #expect(freed.value.withLock { $0 } >= 80)
+    }
+
+    @Test func anOutboxThatNeverDrainsLetsGoOfWhatWasSent() {
+        var outbox = OutboundQueue()
+        let allocator = ByteBufferAllocator()
+        outbox.append(allocator.buffer(bytes: [UInt8](repeating: 1, count: 100)))
+        var space = [UInt8](repeating: 0, count: 100)
+        for _ in 0..<100 {
+            outbox.append(allocator.buffer(bytes: [UInt8](repeating: 1, count: 100)))
+            #expect(space.withUnsafeMutableBytes { outbox.drain(into: $0) } == 100)
+        }
+        #expect(outbox.retainedCount < 40)
     }
 
     /// Bytes given back before the reader took them are held against the connection's budget: a message
