@@ -43,11 +43,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// When the header block under way began (HEADERS without END_HEADERS, awaiting CONTINUATION): nothing
     /// else may come on the connection until it ends, so one that never ends must not hold it.
     private var headerBlockStartedAt: NIODeadline?
+    /// Where the connection's handler tasks run: its event loop, or Swift's global executor (nil).
+    private var handlerExecutor: EventLoopExecutor?
     /// Request bytes given back before their reader took them (see ``InboundMessages``), and the streams
     /// waiting for some, in arrival order.
     private var receiveBudget: ReceiveBudget!
-    /// Where the connection's handler tasks run: its event loop, or Swift's global executor (nil).
-    private var handlerExecutor: EventLoopExecutor?
     private var creditLine: [Int32] = []
 
     private enum LifetimeTimer { case handshake, idle, age, keepalive, headerBlock }
@@ -479,7 +479,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 held.withLock { $0 = framed }
                 return
             }
-            if try gate.push(framed) { Self.onLoop(loop) { handler.value.takePending(stream: id) } }
+            // A loop task even from the loop: messages written meanwhile go in the same batch.
+            if try gate.push(framed) { loop.execute { handler.value.takePending(stream: id) } }
             try await gate.waitForRoom()
         }
         let inbound = RPCAsyncSequence(wrapping: rpc.inbox)
@@ -652,6 +653,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// The RPC's outcome: trailers after its messages, or a trailers-only response if it sent none.
     private func finish(stream: Int32, status: Status, trailers: Metadata, message: ByteBuffer?) {
         guard let rpc = streams[stream], rpc.phase == .running else { return }
+        // Messages written whose loop task has not run yet (a handler on the loop ends before it does) go first.
+        takePending(stream: stream)
         if let message {
             sendResponseHeadersIfNeeded(rpc)
             rpc.outbox.append(message)
