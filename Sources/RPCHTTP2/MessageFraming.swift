@@ -58,19 +58,22 @@ struct MessageDeframer {
         let length = Int(length32)
         guard length <= maxMessageSize else { throw .tooLarge(length: length, limit: maxMessageSize) }
         guard buffer.readableBytes >= 5 + length else { return nil }
-        buffer.moveReaderIndex(forwardBy: 5)
-        let payload = buffer.readBytes(length: length)!
+        // A message that fails stays in the buffer (`pendingBytes`): the stream's end gives its bytes back.
+        if flag != 0, encoding == nil { throw .compressedWithoutEncoding }
+        var message = buffer.getBytes(at: buffer.readerIndex + 5, length: length)!
+        if flag != 0, let encoding {
+            do {
+                message = try encoding.decompress(message, limit: maxMessageSize)
+            } catch {
+                throw error.reason == .tooLarge ? .decompressedTooLarge(limit: maxMessageSize) : .decompressionFailed
+            }
+        }
+        buffer.moveReaderIndex(forwardBy: 5 + length)
         // A stream whose DATA never ends on a message boundary (a sender filling frames as its window allows)
         // never empties the buffer: drop what was read once it outweighs what is left, or the buffer would
         // grow by every byte of the stream. (Moving the rest costs no more than reading it did.)
         if buffer.readerIndex >= buffer.readableBytes, buffer.readerIndex >= 4096 { buffer.discardReadBytes() }
-        guard flag != 0 else { return Message(bytes: payload, wireSize: 5 + length) }
-        guard let encoding else { throw .compressedWithoutEncoding }
-        do {
-            return Message(bytes: try encoding.decompress(payload, limit: maxMessageSize), wireSize: 5 + length)
-        } catch {
-            throw error.reason == .tooLarge ? .decompressedTooLarge(limit: maxMessageSize) : .decompressionFailed
-        }
+        return Message(bytes: message, wireSize: 5 + length)
     }
 
     /// At the end of the stream: nothing may be left over.

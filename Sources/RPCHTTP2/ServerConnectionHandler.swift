@@ -293,16 +293,20 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             fail(rpc, Self.status(for: error))
             return
         }
-        settlePartial(rpc, ahead: creditLine.first == stream)
+        settlePartial(rpc)
     }
 
-    /// Gives back what may be of the message still arriving; a stream the budget cannot serve yet gets in
-    /// line, unless the line is full: streams in it hold their unsettled bytes in the connection window, and
-    /// the streams holding the budget need room there to finish, so the line must leave them half of it.
-    private func settlePartial(_ rpc: ServerRPC, ahead: Bool) {
-        let inbox = rpc.inbox!
-        session.consume(stream: rpc.id, bytes: rpc.inbound.settle(budget: receiveBudget, ahead: ahead) { inbox.readerCaughtUp() })
-        guard rpc.inbound.awaitsCredit, !creditLine.contains(rpc.id) else { return }
+    /// Gives back what may be of the message still arriving, and keeps the credit line in step: a stream the
+    /// budget cannot serve yet gets in line, unless the line is full (streams in it hold their unsettled bytes
+    /// in the connection window, and the streams holding the budget need room there to finish, so the line
+    /// must leave them half of it); a stream served, or no longer in need, leaves it.
+    private func settlePartial(_ rpc: ServerRPC) {
+        consumePartial(rpc, ahead: creditLine.first == rpc.id)
+        guard rpc.inbound.awaitsCredit else {
+            leaveCreditLine(rpc.id)
+            return
+        }
+        guard !creditLine.contains(rpc.id) else { return }
         let maxWaiting = max(1, Int(configuration.connectionWindowSize) / (2 * Int(configuration.streamWindowSize)))
         guard creditLine.count < maxWaiting else {
             fail(rpc, Status(
@@ -314,12 +318,27 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         creditLine.append(rpc.id)
     }
 
-    /// Budget was released while streams waited: serves them in order, as far as it goes.
+    private func consumePartial(_ rpc: ServerRPC, ahead: Bool) {
+        let inbox = rpc.inbox!
+        session.consume(stream: rpc.id, bytes: rpc.inbound.settle(budget: receiveBudget, ahead: ahead) { inbox.readerCaughtUp() })
+    }
+
+    /// Takes a stream out of the credit line. When it was first, the next may fit now, and an empty line must
+    /// stop holding newcomers back: the line is served again.
+    private func leaveCreditLine(_ stream: Int32) {
+        guard let position = creditLine.firstIndex(of: stream) else { return }
+        creditLine.remove(at: position)
+        guard position == 0, let context else { return }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute { handler.value.serveCreditLine() }
+    }
+
+    /// Budget was released while streams waited (or the line changed): serves them in order, as far as it goes.
     private func serveCreditLine() {
         receiveBudget.serving()
         while let id = creditLine.first {
             if let rpc = streams[id], rpc.phase == .running, rpc.inbound.awaitsCredit {
-                settlePartial(rpc, ahead: true)
+                consumePartial(rpc, ahead: true)
                 if rpc.inbound.awaitsCredit { break }
             }
             creditLine.removeFirst()
@@ -346,7 +365,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             let partial = rpc.inbound.abandon()
             session.consume(stream: stream, bytes: queued.window + partial.window)
             receiveBudget.release(queued.reserved + partial.reserved)
-            if let waiting = creditLine.firstIndex(of: stream) { creditLine.remove(at: waiting) }
+            leaveCreditLine(stream)
         }
         if shutdown == .goAwaySent && streams.isEmpty { scheduleFlush() }
     }
@@ -455,7 +474,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         )
         rpc.phase = .running
         rpc.path = head.path
-        rpc.inbound = InboundMessages(maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding)
+        rpc.inbound = InboundMessages(
+            maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding,
+            reserveAbove: Int(configuration.streamWindowSize)
+        )
         rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
         rpc.responseMetadata = responseMetadata
         // Always a loop task: the inbox also calls this from `push`, inside a session callback.
@@ -720,7 +742,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard let rpc = streams[stream], rpc.inbox != nil else { return }
         session.consume(stream: stream, bytes: rpc.inbox.takePendingCost())
         // The reader may have caught up with a message still arriving that could not be settled before.
-        if rpc.phase == .running, !rpc.remoteEnded { settlePartial(rpc, ahead: creditLine.first == stream) }
+        if rpc.phase == .running, !rpc.remoteEnded { settlePartial(rpc) }
         scheduleFlush()
     }
 

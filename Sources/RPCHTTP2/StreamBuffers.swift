@@ -47,7 +47,8 @@ struct OutboundQueue {
 ///
 /// A complete message costs the window bytes not yet given back, paid when the reader takes it
 /// (``StreamInbox``). A message still arriving may be larger than the window, so its bytes must be given back
-/// before the reader can take it ("early"), or it could never arrive whole; bytes given back early are
+/// before the reader can take it ("early"), or it could never arrive whole (one no larger than the window
+/// needs none of this: it arrives once the reader has taken what was queued); bytes given back early are
 /// outside the HTTP/2 windows, so they are held against the connection's ``ReceiveBudget``: the message
 /// reserves its whole wire size there once its length prefix is in and the reader has taken everything queued
 /// (a sender that runs ahead of its reader waits for it), and the reservation is released when the reader
@@ -61,8 +62,12 @@ struct InboundMessages {
     /// The message still arriving needs a reservation the budget could not make yet.
     private(set) var awaitsCredit = false
 
-    init(maxMessageSize: Int, encoding: MessageEncoding?) {
+    /// Messages of at most this many bytes on the wire fit the stream's window: never given back early.
+    let reserveAbove: Int
+
+    init(maxMessageSize: Int, encoding: MessageEncoding?, reserveAbove: Int = 0) {
         deframer = MessageDeframer(maxMessageSize: maxMessageSize, encoding: encoding)
+        self.reserveAbove = reserveAbove
     }
 
     /// Feeds DATA bytes and hands each complete message to `deliver`, with the window bytes it still costs and
@@ -88,7 +93,7 @@ struct InboundMessages {
         let pending = deframer.pendingBytes
         guard pending > givenBack else { return 0 }
         if reserved == 0 {
-            guard let length = deframer.pendingMessageLength, readerCaughtUp() else { return 0 }
+            guard let length = deframer.pendingMessageLength, 5 + length > reserveAbove, readerCaughtUp() else { return 0 }
             guard budget?.reserve(5 + length, ahead: ahead) ?? true else {
                 awaitsCredit = true
                 return 0

@@ -83,6 +83,30 @@ struct ServerConnectionTests {
         try await h.close()
     }
 
+    /// A message that fails to decode (compressed flag without an encoding) used to keep its bytes out of the
+    /// connection window for good: enough such calls shut the window, and every later call on the connection
+    /// stalled. (Found in review.)
+    @Test func aMessageThatFailsToDecodeGivesItsWindowBack() async throws {
+        var configuration = GRPCServerConfiguration.defaults
+        configuration.connectionWindowSize = 65_535
+        configuration.streamWindowSize = 65_535
+        let h = try await ConnectionHarness(services: [InteropTestService()], configuration: configuration)
+        let bad = ConnectionHarness.frame([UInt8](repeating: 7, count: 16_000), flag: 1)
+        for _ in 0..<8 {
+            let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: bad)
+            try await h.pump { h.closed(id) }
+            #expect(h.responses[id]?.grpcStatus == 13)
+        }
+        let good = ConnectionHarness.frame(try Grpc_Testing_SimpleRequest.with {
+            $0.responseSize = 1
+            $0.payload = .with { $0.body = [UInt8](repeating: 1, count: 16_000) }
+        }.serializedBytes())
+        let id = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: good)
+        try await h.pump { h.closed(id) }
+        #expect(h.responses[id]?.grpcStatus == 0)
+        try await h.close()
+    }
+
     @Test func unaryWithTwoMessagesOrNoneIsUnimplemented() async throws {
         let h = try await ConnectionHarness(services: [InteropTestService()])
         let two = try h.request(ConnectionHarness.grpcHeaders(path: Self.unary), body: try simpleRequest(responseSize: 1) + simpleRequest(responseSize: 1))
@@ -514,6 +538,34 @@ struct ReceiveBudgetTests {
         #expect(statuses.filter { $0 == 0 }.count == 3, "\(statuses)")
         let refused = try #require(ids.first { h.responses[$0]?.grpcStatus == 8 })
         #expect(h.responses[refused]?.grpcMessage?.contains("partly received request messages") == true)
+        try await h.close()
+    }
+
+    /// The first in line resets: the line is served again, and a stream behind it that fits goes on at once
+    /// rather than when some handler next reads. (Found in review: the line kept the reset stream's place.)
+    @Test func whenTheFirstInLineLeavesTheNextIsServed() async throws {
+        let open = Flag()
+        var configuration = GRPCServerConfiguration.defaults
+        configuration.streamWindowSize = 64 << 10
+        configuration.connectionWindowSize = 1 << 20
+        configuration.maxReceiveMessageSize = Self.messageSize
+        configuration.maxConnectionBufferedBytes = Self.messageSize + 600 << 10
+        let h = try await ConnectionHarness(services: [GatedSinkService(open: open)], configuration: configuration)
+        let large = ConnectionHarness.frame([UInt8](repeating: 3, count: Self.messageSize))
+        let medium = ConnectionHarness.frame([UInt8](repeating: 4, count: 500 << 10))
+        let holder = try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: large)
+        try await h.pump { h.bodies[holder]!.offset == large.count }
+        let first = try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: large)
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        #expect(h.bodies[first]!.offset < large.count, "waits: the budget holds one large message")
+        let next = try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: medium)
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        #expect(h.bodies[next]!.offset < medium.count, "fits, but waits behind the first in line")
+        h.reset(stream: first)
+        try await h.pump(until: { h.bodies[next]!.offset == medium.count }, timeout: .seconds(5))
+        open.set()
+        try await h.pump { [holder, next].allSatisfy(h.closed) }
+        #expect(h.responses[holder]?.grpcStatus == 0 && h.responses[next]?.grpcStatus == 0)
         try await h.close()
     }
 
