@@ -87,7 +87,9 @@ public final class S3BlobStore: BlobStore {
     // MARK: BlobStore
 
     public func beginUpload() async throws -> any BlobUpload {
-        S3BlobUpload(store: self, spool: try SpoolFile(in: settings.spoolDirectory, threads: threads))
+        let (directory, threads) = (settings.spoolDirectory, threads)
+        // Creating the file blocks: on the spool's threads.
+        return S3BlobUpload(store: self, spool: try await threads.runIfActive { try SpoolFile(in: directory, threads: threads) })
     }
 
     /// ListObjectsV2 (Amazon S3 API Reference), `start-after` the given key; objects whose names are not

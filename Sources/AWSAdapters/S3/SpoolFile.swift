@@ -29,7 +29,10 @@ final class SpoolFile: Sendable {
     }
 
     deinit {
-        close(descriptor)
+        // Closing the last descriptor of an unnamed file frees its blocks, which takes a while for a large
+        // upload: on the spool's threads, not on whoever let go of it last (a handler on an event loop).
+        let descriptor = descriptor
+        threads.submit { _ in close(descriptor) }
     }
 
     func append(_ bytes: [UInt8]) async throws {
