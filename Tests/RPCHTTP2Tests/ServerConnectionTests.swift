@@ -483,7 +483,11 @@ extension ConnectionHarness {
 
 @Suite("connection receive budget (bytes given back before the handler read them)")
 struct ReceiveBudgetTests {
-    static let messageSize = 1 << 20
+    /// Four times the stream window: such a message must be given back before it is read.
+    static let messageSize = 256 << 10
+    /// Moving a few MiB through two nghttp2 sessions is slow under AddressSanitizer: how long a pump may take
+    /// before the test calls it a stall.
+    static let stall = Duration.seconds(30)
 
     func harness(connectionWindow: Int32, open: Flag) async throws -> ConnectionHarness {
         var configuration = GRPCServerConfiguration.defaults
@@ -497,7 +501,7 @@ struct ReceiveBudgetTests {
 
     func sentBytes(_ h: ConnectionHarness, _ ids: [Int32]) -> [Int] { ids.map { h.bodies[$0]!.offset } }
 
-    /// Four streams each send a message sixteen times their window while no handler reads. Each message
+    /// Four streams each send a message four times their window while no handler reads. Each message
     /// larger than the window has to be given back before it is read, and that used to be done for every
     /// stream, so one connection could hold a maximum-size message per stream. Now two messages fill the
     /// budget; the other two streams wait with a window's worth each, and go on, in turn, once the handlers
@@ -507,14 +511,14 @@ struct ReceiveBudgetTests {
         let h = try await harness(connectionWindow: 1 << 20, open: open)
         let body = ConnectionHarness.frame([UInt8](repeating: 3, count: Self.messageSize))
         let ids = try (0..<4).map { _ in try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: body) }
-        try await h.pump { sentBytes(h, ids).filter { $0 == body.count }.count >= 2 }
+        try await h.pump(until: { sentBytes(h, ids).filter { $0 == body.count }.count >= 2 }, timeout: Self.stall)
         try await h.pump(until: { false }, timeoutIsFine: true)  // time for more to move, which must not
         let sent = sentBytes(h, ids).sorted()
         #expect(sent[2...] == [body.count, body.count], "two messages are taken whole")
         #expect(sent[..<2].allSatisfy { $0 <= 64 << 10 }, "the others wait with at most their window: \(sent)")
 
         open.set()
-        try await h.pump { ids.allSatisfy(h.closed) }
+        try await h.pump(until: { ids.allSatisfy(h.closed) }, timeout: Self.stall)
         for id in ids {
             let r = try #require(h.responses[id])
             #expect(r.grpcStatus == 0)
@@ -531,9 +535,9 @@ struct ReceiveBudgetTests {
         let h = try await harness(connectionWindow: 128 << 10, open: open)  // a line of one window
         let body = ConnectionHarness.frame([UInt8](repeating: 3, count: Self.messageSize))
         let ids = try (0..<4).map { _ in try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: body) }
-        try await h.pump(until: { ids.contains(where: h.closed) }, timeout: .seconds(5))
+        try await h.pump(until: { ids.contains(where: h.closed) }, timeout: Self.stall)
         open.set()
-        try await h.pump { ids.allSatisfy(h.closed) }
+        try await h.pump(until: { ids.allSatisfy(h.closed) }, timeout: Self.stall)
         let statuses = ids.map { h.responses[$0]?.grpcStatus }
         #expect(statuses.filter { $0 == 0 }.count == 3, "\(statuses)")
         let refused = try #require(ids.first { h.responses[$0]?.grpcStatus == 8 })
@@ -549,12 +553,12 @@ struct ReceiveBudgetTests {
         configuration.streamWindowSize = 64 << 10
         configuration.connectionWindowSize = 1 << 20
         configuration.maxReceiveMessageSize = Self.messageSize
-        configuration.maxConnectionBufferedBytes = Self.messageSize + 600 << 10
+        configuration.maxConnectionBufferedBytes = Self.messageSize + 150 << 10
         let h = try await ConnectionHarness(services: [GatedSinkService(open: open)], configuration: configuration)
         let large = ConnectionHarness.frame([UInt8](repeating: 3, count: Self.messageSize))
-        let medium = ConnectionHarness.frame([UInt8](repeating: 4, count: 500 << 10))
+        let medium = ConnectionHarness.frame([UInt8](repeating: 4, count: 128 << 10))
         let holder = try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: large)
-        try await h.pump { h.bodies[holder]!.offset == large.count }
+        try await h.pump(until: { h.bodies[holder]!.offset == large.count }, timeout: Self.stall)
         let first = try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: large)
         try await h.pump(until: { false }, timeoutIsFine: true)
         #expect(h.bodies[first]!.offset < large.count, "waits: the budget holds one large message")
@@ -562,9 +566,9 @@ struct ReceiveBudgetTests {
         try await h.pump(until: { false }, timeoutIsFine: true)
         #expect(h.bodies[next]!.offset < medium.count, "fits, but waits behind the first in line")
         h.reset(stream: first)
-        try await h.pump(until: { h.bodies[next]!.offset == medium.count }, timeout: .seconds(5))
+        try await h.pump(until: { h.bodies[next]!.offset == medium.count }, timeout: Self.stall)
         open.set()
-        try await h.pump { [holder, next].allSatisfy(h.closed) }
+        try await h.pump(until: { [holder, next].allSatisfy(h.closed) }, timeout: Self.stall)
         #expect(h.responses[holder]?.grpcStatus == 0 && h.responses[next]?.grpcStatus == 0)
         try await h.close()
     }
@@ -575,13 +579,13 @@ struct ReceiveBudgetTests {
         let h = try await harness(connectionWindow: 1 << 20, open: open)
         let body = ConnectionHarness.frame([UInt8](repeating: 3, count: Self.messageSize))
         let ids = try (0..<3).map { _ in try h.request(ConnectionHarness.grpcHeaders(path: GatedSinkService.path), body: body) }
-        try await h.pump { sentBytes(h, ids).filter { $0 == body.count }.count == 2 }
+        try await h.pump(until: { sentBytes(h, ids).filter { $0 == body.count }.count == 2 }, timeout: Self.stall)
         let waiting = try #require(ids.first { h.bodies[$0]!.offset < body.count })
         let holders = ids.filter { $0 != waiting }
         h.reset(stream: holders[0])
-        try await h.pump(until: { h.bodies[waiting]!.offset == body.count }, timeout: .seconds(5))
+        try await h.pump(until: { h.bodies[waiting]!.offset == body.count }, timeout: Self.stall)
         open.set()
-        try await h.pump { [waiting, holders[1]].allSatisfy(h.closed) }
+        try await h.pump(until: { [waiting, holders[1]].allSatisfy(h.closed) }, timeout: Self.stall)
         #expect(h.responses[waiting]?.grpcStatus == 0 && h.responses[holders[1]]?.grpcStatus == 0)
         try await h.close()
     }
