@@ -145,10 +145,7 @@ final class ReceiveBudget: Sendable {
     /// otherwise remembers that someone waits, so that the next release wakes the loop.
     func reserve(_ bytes: Int, ahead: Bool = false) -> Bool {
         state.withLock { s in
-            if (ahead || !s.waiting) && (s.reserved == 0 || s.reserved + bytes <= limit) {
-                s.reserved += bytes
-                return true
-            }
+            if take(bytes, from: &s, ahead: ahead) { return true }
             s.waiting = true
             return false
         }
@@ -156,11 +153,13 @@ final class ReceiveBudget: Sendable {
 
     /// Reserves `bytes` only if that needs no waiting (bytes that could also be paid for by the reader).
     func reserveIfFree(_ bytes: Int) -> Bool {
-        state.withLock { s in
-            guard !s.waiting, s.reserved == 0 || s.reserved + bytes <= limit else { return false }
-            s.reserved += bytes
-            return true
-        }
+        state.withLock { take(bytes, from: &$0, ahead: false) }
+    }
+
+    private func take(_ bytes: Int, from s: inout State, ahead: Bool) -> Bool {
+        guard ahead || !s.waiting, s.reserved == 0 || s.reserved + bytes <= limit else { return false }
+        s.reserved += bytes
+        return true
     }
 
     func release(_ bytes: Int) {

@@ -281,9 +281,10 @@ struct TLSCallTests {
 
 @Suite("TLS handler")
 struct TLSHandlerTests {
-    /// A client and a server handler on two embedded channels, with the bytes moved between them by hand.
-    func handshaken() throws -> (client: EmbeddedChannel, server: EmbeddedChannel) {
-        let server = EmbeddedChannel(handler: try TLSHandler(context: TLSContext.server(TestPKI.shared.server())))
+    /// A client and a server handler (`serverHandler`, or a new one) on two embedded channels, with the bytes
+    /// moved between them by hand.
+    func handshaken(serverHandler: TLSHandler? = nil) throws -> (client: EmbeddedChannel, server: EmbeddedChannel) {
+        let server = EmbeddedChannel(handler: try serverHandler ?? TLSHandler(context: TLSContext.server(TestPKI.shared.server())))
         let client = EmbeddedChannel(handler: try TLSHandler(context: TestPKI.shared.client(), serverName: "localhost"))
         try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
@@ -319,11 +320,7 @@ struct TLSHandlerTests {
     /// come back for the next record.
     @Test func aQuietConnectionsRecordBuffersAreFreedAndComeBack() throws {
         let handler = try TLSHandler(context: TLSContext.server(TestPKI.shared.server()))
-        let server = EmbeddedChannel(handler: handler)
-        let client = EmbeddedChannel(handler: try TLSHandler(context: TestPKI.shared.client(), serverName: "localhost"))
-        try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
-        try shuttle(client, server)
+        let (client, server) = try handshaken(serverHandler: handler)
         let quiet = TLSHandler.quietInterval
         for round in 1...3 {
             try client.writeAndFlush(ByteBuffer(string: "ping \(round)")).wait()
