@@ -24,6 +24,10 @@ public struct GRPCServerConfiguration: Sendable {
     public var maxConnectionBufferedBytes = 32 << 20
     /// A writer waits while more than this many response bytes of its stream wait to be sent.
     public var streamSendBufferSize = 1 << 20
+    /// Response bytes a connection may queue across its streams (a client that opens many streams and reads
+    /// none would otherwise pin `streamSendBufferSize` per stream). Beyond it each writer waits until its
+    /// stream's queue is empty, so the connection holds at most this plus one message per stream.
+    public var maxConnectionSendBufferedBytes = 32 << 20
     /// A plain HTTP response (``PlainHTTPHandler``) whose peer takes none of its bytes for between one and two
     /// of these is reset, releasing what its body holds (a download link's open file).
     public var plainHTTPStallTimeout: Duration = .seconds(30)

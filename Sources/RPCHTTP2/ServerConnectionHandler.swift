@@ -48,6 +48,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Request bytes given back before their reader took them (see ``InboundMessages``), and the streams
     /// waiting for some, in arrival order.
     private var receiveBudget: ReceiveBudget!
+    /// Response bytes queued across the streams' gates.
+    private let sendBudget: SendBudget
     private var creditLine: [Int32] = []
 
     private enum LifetimeTimer { case handshake, idle, age, keepalive, headerBlock }
@@ -75,6 +77,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         self.plainHTTP = plainHTTP
         self.refusals = refusals
         self.configuration = configuration
+        sendBudget = SendBudget(limit: configuration.maxConnectionSendBufferedBytes)
         self.logger = logger
     }
 
@@ -355,6 +358,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard let rpc = streams.removeValue(forKey: stream) else { return }
         if streams.isEmpty { idleSince = context?.eventLoop.now ?? .now() }
         rpc.stallCheck?.cancel()
+        rpc.gate?.discardQueued()
         if rpc.phase == .running {
             // gRPC PROTOCOL-HTTP2.md, "Client Cancellation": the client reset the stream (or the connection is going): cancel the handler.
             let code: StatusCode = errorCode == NGHTTP2Session.ErrorCode.cancel.rawValue || errorCode == 0 ? .cancelled : .internal
@@ -484,7 +488,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         rpc.inbox = StreamInbox(batch: Int(configuration.streamWindowSize / 4), budget: receiveBudget) {
             loop.execute { handler.value.giveBackWindow(stream: id) }
         }
-        let gate = OutboundGate(highWater: configuration.streamSendBufferSize, lowWater: configuration.streamSendBufferSize / 4)
+        let gate = OutboundGate(
+            highWater: configuration.streamSendBufferSize, lowWater: configuration.streamSendBufferSize / 4, budget: sendBudget
+        )
         rpc.gate = gate
 
         // A single-response method's message waits for the handler's return and leaves with the status:
@@ -569,7 +575,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         rpc.phase = .running
         rpc.isPlainHTTP = true
         // Small on purpose: plain requests need no token, so a peer that never reads must pin little memory.
-        let gate = OutboundGate(highWater: Self.plainSendBufferSize, lowWater: Self.plainSendBufferSize / 4)
+        let gate = OutboundGate(highWater: Self.plainSendBufferSize, lowWater: Self.plainSendBufferSize / 4, budget: sendBudget)
         rpc.gate = gate
         let request = PlainHTTPRequest(
             method: method, path: rpc.headerFields.first { $0.name == ":path" }?.value ?? "",

@@ -215,6 +215,9 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
 /// Messages wait in `pending` until the event loop takes them all at once (`takePending`): a writer that
 /// writes faster than the loop runs costs the loop one task per batch, not one per message, so a stream of
 /// small messages cannot bury the loop's other work (timers, other connections) under a queue of tasks.
+///
+/// The gates of one connection may share a ``SendBudget``: while the connection's queued bytes are over it,
+/// a writer also waits until its own stream's queue is empty, so each stream has at most one message queued.
 final class OutboundGate: Sendable {
     private struct State {
         var queued = 0
@@ -226,10 +229,19 @@ final class OutboundGate: Sendable {
     private let state = Mutex(State())
     let highWater: Int
     let lowWater: Int
+    let budget: SendBudget?
 
-    init(highWater: Int, lowWater: Int) {
+    init(highWater: Int, lowWater: Int, budget: SendBudget? = nil) {
         self.highWater = highWater
         self.lowWater = lowWater
+        self.budget = budget
+    }
+
+    /// Whether a writer may go on with `queued` bytes waiting: below the stream's mark (`lowWater` once it
+    /// waited, so that it wakes for a batch rather than each frame), and, while the connection is over its
+    /// budget, with nothing waiting at all. A waiter always has bytes queued, so its own `drained` wakes it.
+    private func hasRoom(_ queued: Int, waited: Bool) -> Bool {
+        queued <= (waited ? lowWater : highWater) && (queued == 0 || budget?.isOver != true)
     }
 
     /// Queues a framed message for the event loop; true when the loop must be asked to take it (nothing
@@ -238,6 +250,7 @@ final class OutboundGate: Sendable {
         try state.withLock { s in
             if let closed = s.closed { throw closed }
             s.queued += framed.readableBytes
+            budget?.add(framed.readableBytes)
             s.pending.append(framed)
             return s.pending.count == 1
         }
@@ -256,12 +269,12 @@ final class OutboundGate: Sendable {
     /// request), the next `push` reports it, not this wait. (It used to throw here, and a unary call to such a
     /// server failed with CANCELLED now and then although its status was OK.)
     func waitForRoom() async throws {
-        guard state.withLock({ $0.queued > highWater && $0.closed == nil }) else { return }
+        guard state.withLock({ !hasRoom($0.queued, waited: false) && $0.closed == nil }) else { return }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let resumeNow: Result<Void, any Error>? = state.withLock { s in
                     if let closed = s.closed { return .failure(closed) }
-                    if s.queued <= lowWater { return .success(()) }
+                    if hasRoom(s.queued, waited: true) { return .success(()) }
                     if Task.isCancelled { return .failure(CancellationError()) }
                     s.waiter = continuation
                     return nil
@@ -281,11 +294,20 @@ final class OutboundGate: Sendable {
     func drained(_ bytes: Int) {
         let waiter = state.withLock { s -> CheckedContinuation<Void, any Error>? in
             s.queued -= bytes
-            guard s.queued <= lowWater else { return nil }
+            budget?.add(-bytes)
+            guard hasRoom(s.queued, waited: true) else { return nil }
             defer { s.waiter = nil }
             return s.waiter
         }
         waiter?.resume()
+    }
+
+    /// On the event loop: the stream is gone, and the bytes it still had queued with it (dropped unsent).
+    func discardQueued() {
+        state.withLock { s in
+            budget?.add(-s.queued)
+            s.queued = 0
+        }
     }
 
     /// On the event loop: the stream is gone; writers get `error`.
@@ -297,5 +319,30 @@ final class OutboundGate: Sendable {
             return s.waiter
         }
         waiter?.resume(throwing: error)
+    }
+}
+
+/// Response bytes queued on one connection across its streams (``GRPCServerConfiguration/maxConnectionSendBufferedBytes``):
+/// what the streams' ``OutboundGate``s hold, from a writer's `push` until the bytes leave for the socket. Each
+/// gate bounds its own stream; this bounds their sum, which a client that opens many streams and reads none
+/// would otherwise grow to streams × the stream's limit. Over the limit, each writer waits until its stream's
+/// queue is empty: one message per stream at a time, so a stream whose client reads still goes on (slower)
+/// while others hold the budget, and the connection holds at most the limit plus one message per stream.
+/// Only a count: every waiter is woken by its own stream draining, so no one needs to be told when the sum
+/// drops.
+final class SendBudget: Sendable {
+    let limit: Int
+    private let queued = Atomic(0)
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    var isOver: Bool { queued.load(ordering: .relaxed) > limit }
+    /// Bytes queued now.
+    var bytes: Int { queued.load(ordering: .relaxed) }
+
+    func add(_ bytes: Int) {
+        queued.add(bytes, ordering: .relaxed)
     }
 }

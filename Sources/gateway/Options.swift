@@ -169,6 +169,9 @@ struct LimitOptions: ParsableArguments, SettingFlags {
     @Option(help: "Request bytes a connection may hold beyond its flow-control window (large messages arriving, messages not yet read); beyond it large messages wait, then are RESOURCE_EXHAUSTED (env GATEWAY_MAX_CONNECTION_BUFFER_BYTES; default 33554432).")
     var maxConnectionBufferBytes: Int?
 
+    @Option(help: "Response bytes a connection may queue across its streams while its client does not read them; beyond it each stream queues one message at a time (env GATEWAY_MAX_CONNECTION_SEND_BUFFER_BYTES; default 33554432).")
+    var maxConnectionSendBufferBytes: Int?
+
     @Option(help: "Largest request header list (env GATEWAY_MAX_HEADER_LIST_BYTES; default 16384).")
     var maxHeaderListBytes: Int?
 
@@ -218,6 +221,7 @@ struct LimitOptions: ParsableArguments, SettingFlags {
             "--max-concurrent-streams": maxConcurrentStreams.map { "\($0)" },
             "--max-receive-message-bytes": maxReceiveMessageBytes.map { "\($0)" },
             "--max-connection-buffer-bytes": maxConnectionBufferBytes.map { "\($0)" },
+            "--max-connection-send-buffer-bytes": maxConnectionSendBufferBytes.map { "\($0)" },
             "--max-header-list-bytes": maxHeaderListBytes.map { "\($0)" },
             "--handshake-timeout-seconds": handshakeTimeoutSeconds.map { "\($0)" },
             "--max-connection-idle-seconds": maxConnectionIdleSeconds.map { "\($0)" },

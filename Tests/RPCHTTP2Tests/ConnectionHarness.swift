@@ -34,12 +34,15 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
     var pingsReceived = 0
     /// False: received DATA is never given back, so the server's send window shuts (a client that stops reading).
     var grantsWindow = true
+    /// Streams whose DATA is given back even when `grantsWindow` is false.
+    var readStreams: Set<Int32> = []
 
     /// The server's handler tasks.
     let handlers = RunningHandlers()
 
     init(
-        services: [any RPCService], plainHTTP: (any PlainHTTPHandler)? = nil, configuration: GRPCServerConfiguration = .defaults
+        services: [any RPCService], plainHTTP: (any PlainHTTPHandler)? = nil, configuration: GRPCServerConfiguration = .defaults,
+        clientSettings: NGHTTP2Session.Settings = .init()
     ) async throws {
         let router = RPCRouter(services: services)
         channel = NIOAsyncTestingChannel()
@@ -51,7 +54,7 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
             )
         }.get()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1))
-        client = try NGHTTP2Session(role: .client, settings: .init(), delegate: self)
+        client = try NGHTTP2Session(role: .client, settings: clientSettings, delegate: self)
     }
 
     static func grpcHeaders(path: String, extra: [(String, String)] = []) -> [(String, String)] {
@@ -144,7 +147,7 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
 
     func data(stream: Int32, bytes: UnsafeRawBufferPointer) {
         responses[stream, default: Response()].data += bytes
-        if grantsWindow { client.consume(stream: stream, bytes: bytes.count) }
+        if grantsWindow || readStreams.contains(stream) { client.consume(stream: stream, bytes: bytes.count) }
     }
 
     func dataEnded(stream: Int32) {}

@@ -381,6 +381,12 @@ struct PlainHTTPResponseTests {
     }
 }
 
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    var value: Int { count.withLock { $0 } }
+    func add(_ n: Int) { count.withLock { $0 += n } }
+}
+
 final class Flag: Sendable {
     private let value = Mutex(false)
     var isSet: Bool { value.withLock { $0 } }
@@ -587,6 +593,102 @@ struct ReceiveBudgetTests {
         open.set()
         try await h.pump(until: { [waiting, holders[1]].allSatisfy(h.closed) }, timeout: Self.stall)
         #expect(h.responses[waiting]?.grpcStatus == 0 && h.responses[holders[1]]?.grpcStatus == 0)
+        try await h.close()
+    }
+}
+
+/// Answers a request of `count` (8 bytes, big-endian; 0: without end) with that many messages of
+/// `messageSize` bytes, and counts the bytes it handed to the writer.
+struct SourceService: RPCService {
+    static let path = "/test.Source/Emit"
+    static let messageSize = 16 << 10
+    let written: Counter
+
+    func registerMethods(with router: inout RPCRouter) {
+        let written = self.written
+        router.register(MethodDescriptor(service: .init(fullyQualifiedName: "test.Source"), method: "Emit", kind: .serverStreaming)) { stream, _ in
+            var count = 0
+            for try await request in stream.inbound { count = request.reduce(0) { $0 << 8 | Int($1) } }
+            let message = [UInt8](repeating: 7, count: Self.messageSize)
+            var sent = 0
+            while count == 0 || sent < count {
+                written.add(message.count)
+                try await stream.outbound.write(message)
+                sent += 1
+            }
+        }
+    }
+
+    static func request(count: UInt64) -> [UInt8] {
+        ConnectionHarness.frame(withUnsafeBytes(of: count.bigEndian, Array.init))
+    }
+}
+
+@Suite("connection send budget (response bytes queued across streams)")
+struct SendBudgetTests {
+    static let streams = 8
+    static let budget = 256 << 10
+    /// The client's stream window: what each stream sends before it stalls.
+    static let clientWindow: UInt32 = 64 << 10
+
+    func harness(written: Counter, budget: Int = Self.budget) async throws -> ConnectionHarness {
+        var configuration = GRPCServerConfiguration.defaults
+        configuration.maxConnectionSendBufferedBytes = budget
+        var client = NGHTTP2Session.Settings()
+        client.initialWindowSize = Self.clientWindow
+        let h = try await ConnectionHarness(services: [SourceService(written: written)], configuration: configuration, clientSettings: client)
+        h.grantsWindow = false
+        return h
+    }
+
+    /// Eight streams whose client reads nothing: each could queue its 1 MiB (8 MiB in all). Now the writers
+    /// stop once the connection holds the budget, each with at most one more message queued.
+    @Test func streamsNobodyReadsHoldTheBudgetNotAStreamBufferEach() async throws {
+        let written = Counter()
+        let h = try await harness(written: written)
+        let ids = try (0..<Self.streams).map { _ in
+            try h.request(ConnectionHarness.grpcHeaders(path: SourceService.path), body: SourceService.request(count: 0))
+        }
+        try await h.pump(until: { ids.allSatisfy { h.responses[$0]?.data.count == Int(Self.clientWindow) } })
+        try await h.pump(until: { false }, timeoutIsFine: true)  // time for writers to run on, which they must not
+        let sentToClient = Self.streams * Int(Self.clientWindow)
+        let bound = sentToClient + Self.budget + Self.streams * (SourceService.messageSize + 5)
+        let total = written.value
+        #expect(total <= bound, "\(total) bytes written; at most \(bound)")
+        #expect(total > sentToClient + Self.budget - Self.streams * (SourceService.messageSize + 5), "the budget fills: \(total)")
+        for id in ids { h.reset(stream: id) }
+        try await h.pump(until: { ids.allSatisfy(h.closed) })
+        try await h.close()
+    }
+
+    /// With the budget held by streams nobody reads, a stream that is read still completes (one message
+    /// at a time); and once the stalled streams are reset their bytes leave the budget.
+    @Test func aStreamThatIsReadGoesOnWhileOthersHoldTheBudget() async throws {
+        let written = Counter()
+        let h = try await harness(written: written)
+        let stalled = try (0..<Self.streams).map { _ in
+            try h.request(ConnectionHarness.grpcHeaders(path: SourceService.path), body: SourceService.request(count: 0))
+        }
+        try await h.pump(until: { stalled.allSatisfy { h.responses[$0]?.data.count == Int(Self.clientWindow) } })
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        let count = 64  // 1 MiB: more than the budget
+        let read = try h.request(ConnectionHarness.grpcHeaders(path: SourceService.path), body: SourceService.request(count: UInt64(count)))
+        h.readStreams.insert(read)
+        try await h.pump(until: { h.closed(read) }, timeout: .seconds(30))
+        #expect(h.responses[read]?.grpcStatus == 0)
+        #expect(h.responses[read]?.data.count == count * (SourceService.messageSize + 5))
+
+        for id in stalled { h.reset(stream: id) }
+        try await h.pump(until: { stalled.allSatisfy(h.closed) })
+        let after = written.value
+        let again = try h.request(ConnectionHarness.grpcHeaders(path: SourceService.path), body: SourceService.request(count: 0))
+        try await h.pump(until: { h.responses[again]?.data.count == Int(Self.clientWindow) })
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        // Alone on the connection, a stalled stream queues the whole budget (had the reset streams' bytes
+        // stayed in it, one message).
+        #expect(written.value - after > Self.budget, "the reset streams' bytes left the budget")
+        h.reset(stream: again)
+        try await h.pump(until: { h.closed(again) })
         try await h.close()
     }
 }

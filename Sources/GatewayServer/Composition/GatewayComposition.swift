@@ -44,6 +44,7 @@ public struct GatewayConfiguration: Sendable {
             server.maxConcurrentStreams = UInt32(limits.maxConcurrentStreams)
             server.maxReceiveMessageSize = limits.maxReceiveMessageBytes
             server.maxConnectionBufferedBytes = limits.maxConnectionBufferBytes
+            server.maxConnectionSendBufferedBytes = limits.maxConnectionSendBufferBytes
             server.maxHeaderListSize = limits.maxHeaderListBytes
             server.handshakeTimeout = .seconds(limits.handshakeTimeoutSeconds)
             server.maxConnectionIdle = limits.maxConnectionIdleSeconds > 0 ? .seconds(limits.maxConnectionIdleSeconds) : nil

@@ -35,6 +35,7 @@ public struct GatewaySettings: Sendable, Equatable {
         public var maxConcurrentStreams = 1_000
         public var maxReceiveMessageBytes = 4 << 20
         public var maxConnectionBufferBytes = 32 << 20
+        public var maxConnectionSendBufferBytes = 32 << 20
         public var maxHeaderListBytes = 16 << 10
         public var handshakeTimeoutSeconds = 10
         public var maxConnectionIdleSeconds = 3_600

@@ -187,6 +187,7 @@ extension Setting {
         .integer("limits.max_concurrent_streams", flag: "--max-concurrent-streams", \.limits.maxConcurrentStreams, in: 1...100_000),
         .integer("limits.max_receive_message_bytes", flag: "--max-receive-message-bytes", \.limits.maxReceiveMessageBytes, in: 1024...(64 << 20)),
         .integer("limits.max_connection_buffer_bytes", flag: "--max-connection-buffer-bytes", \.limits.maxConnectionBufferBytes, in: (1 << 20)...(4 << 30)),
+        .integer("limits.max_connection_send_buffer_bytes", flag: "--max-connection-send-buffer-bytes", \.limits.maxConnectionSendBufferBytes, in: (1 << 20)...(4 << 30)),
         .integer("limits.max_header_list_bytes", flag: "--max-header-list-bytes", \.limits.maxHeaderListBytes, in: 1024...(1 << 20)),
         .integer("limits.handshake_timeout_seconds", flag: "--handshake-timeout-seconds", \.limits.handshakeTimeoutSeconds, in: 1...300),
         .integer("limits.max_connection_idle_seconds", flag: "--max-connection-idle-seconds", \.limits.maxConnectionIdleSeconds, in: 0...31_536_000),
