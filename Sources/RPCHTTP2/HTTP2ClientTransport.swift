@@ -133,9 +133,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         }.get()
         streamID.store(id, ordering: .relaxed)
 
-        let allocator = established.channel.allocator
         let outbound = RPCWriter<[UInt8]> { message in
-            let framed = MessageFramer.frame(message, encoding: encoding, allocator: allocator)
+            let framed = MessageFramer.frame(message, encoding: encoding)
             if try gate.push(framed) { loop.execute { handler.value.takePending(stream: id) } }
             try await gate.waitForRoom()
         }

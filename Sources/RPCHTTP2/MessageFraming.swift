@@ -84,17 +84,58 @@ struct MessageDeframer {
 
 enum MessageFramer {
     /// The framed message, compressed when `encoding` is set and compression makes it smaller.
-    static func frame(_ message: [UInt8], encoding: MessageEncoding?, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var payload = message
-        var flag: UInt8 = 0
-        if let compressed = encoding?.compress(message) {
-            payload = compressed
-            flag = 1
+    static func frame(_ message: [UInt8], encoding: MessageEncoding?) -> OutboundMessage {
+        if let compressed = encoding?.compress(message) { return OutboundMessage(compressed, compressedFlag: 1) }
+        return OutboundMessage(message, compressedFlag: 0)
+    }
+}
+
+/// Bytes on their way out of a stream: a gRPC message as PROTOCOL-HTTP2 frames it ("Length-Prefixed-Message":
+/// the compressed flag, the length as 4 bytes big-endian, the message), or a plain HTTP body chunk as it is.
+/// The payload stays the writer's own array and the prefix is made as it is sent, so the bytes are copied
+/// once, into nghttp2's frame (copying them into a `ByteBuffer` first cost a copy and, as NIO rounds a
+/// buffer's capacity up to a power of two, up to twice the memory while queued).
+struct OutboundMessage: Sendable {
+    let payload: [UInt8]
+    /// The prefix's compressed flag; nil: no prefix.
+    let compressedFlag: UInt8?
+
+    init(_ payload: [UInt8], compressedFlag: UInt8?) {
+        self.payload = payload
+        self.compressedFlag = compressedFlag
+    }
+
+    /// Bytes on the wire, the prefix included.
+    var wireSize: Int { payload.count + (compressedFlag == nil ? 0 : 5) }
+
+    /// Copies the wire bytes from `offset` into `buffer`, as many as fit; returns how many.
+    func copy(from offset: Int, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        var written = 0
+        var offset = offset
+        if let compressedFlag, offset < 5 {
+            let length = UInt32(payload.count)
+            written = min(5 - offset, buffer.count)
+            for i in 0..<written {
+                let k = offset + i  // 0: the flag; 1...4: the length, most significant byte first
+                buffer[i] = k == 0 ? compressedFlag : UInt8(truncatingIfNeeded: length >> (8 * (4 - k)))
+            }
+            offset += written
+            guard offset == 5 else { return written }
         }
-        var buffer = allocator.buffer(capacity: 5 + payload.count)
-        buffer.writeInteger(flag)
-        buffer.writeInteger(UInt32(payload.count))
-        buffer.writeBytes(payload)
-        return buffer
+        let start = offset - (compressedFlag == nil ? 0 : 5)
+        let take = min(payload.count - start, buffer.count - written)
+        guard take > 0 else { return written }
+        payload.withUnsafeBytes { bytes in
+            UnsafeMutableRawBufferPointer(rebasing: buffer[written..<written + take])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[start..<start + take]))
+        }
+        return written + take
+    }
+
+    /// The wire bytes (for tests and small messages).
+    var wireBytes: [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: wireSize) { buffer, count in
+            count = copy(from: 0, into: UnsafeMutableRawBufferPointer(buffer))
+        }
     }
 }

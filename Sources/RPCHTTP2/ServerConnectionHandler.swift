@@ -496,13 +496,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         // A single-response method's message waits for the handler's return and leaves with the status:
         // one hop to the event loop instead of two.
         let holdsResponse = !route.descriptor.kind.serverStreams
-        let held = Mutex<ByteBuffer?>(nil)
-        let allocator = context.channel.allocator
+        let held = Mutex<OutboundMessage?>(nil)
         let encoding = rpc.responseEncoding
         let compressByDefault = configuration.compressResponses
         let writer = RPCWriter<[UInt8]> { message in
             let compress = responseMetadata.compressMessages ?? compressByDefault
-            let framed = MessageFramer.frame(message, encoding: compress ? encoding : nil, allocator: allocator)
+            let framed = MessageFramer.frame(message, encoding: compress ? encoding : nil)
             if holdsResponse, held.withLock({ $0 == nil }) {
                 held.withLock { $0 = framed }
                 return
@@ -581,7 +580,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             method: method, path: rpc.headerFields.first { $0.name == ":path" }?.value ?? "",
             headers: rpc.headerFields.filter { !$0.name.hasPrefix(":") }
         )
-        let allocator = context.channel.allocator
         let logger = self.logger
         let handlers = self.handlers
         let stallTimeout = TimeAmount(configuration.plainHTTPStallTimeout)
@@ -598,7 +596,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             do {
                 while let chunk = try await body() {
                     guard !chunk.isEmpty else { continue }
-                    if try gate.push(allocator.buffer(bytes: chunk)) { loop.execute { handler.value.takePending(stream: id) } }
+                    if try gate.push(OutboundMessage(chunk, compressedFlag: nil)) { loop.execute { handler.value.takePending(stream: id) } }
                     try await gate.waitForRoom()
                 }
                 loop.execute { handler.value.endPlainBody(stream: id) }
@@ -679,7 +677,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     /// The RPC's outcome: trailers after its messages, or a trailers-only response if it sent none.
-    private func finish(stream: Int32, status: Status, trailers: Metadata, message: ByteBuffer?) {
+    private func finish(stream: Int32, status: Status, trailers: Metadata, message: OutboundMessage?) {
         guard let rpc = streams[stream], rpc.phase == .running else { return }
         // Messages written whose loop task has not run yet (a handler on the loop ends before it does) go first.
         takePending(stream: stream)

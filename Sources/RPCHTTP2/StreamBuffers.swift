@@ -3,38 +3,37 @@ import Synchronization
 
 /// Framed messages waiting for nghttp2 to ask for a stream's DATA.
 struct OutboundQueue {
-    private var buffers: [ByteBuffer] = []
+    private var messages: [OutboundMessage] = []
     private var head = 0
+    /// Wire bytes of `messages[head]` already sent.
+    private var sent = 0
 
-    var isEmpty: Bool { head == buffers.count }
+    var isEmpty: Bool { head == messages.count }
 
-    /// Buffers the queue still references, sent ones included (for tests).
-    var retainedCount: Int { buffers.count }
+    /// Messages the queue still references, sent ones included (for tests).
+    var retainedCount: Int { messages.count }
 
-    mutating func append(_ framed: ByteBuffer) {
-        buffers.append(framed)
+    mutating func append(_ message: OutboundMessage) {
+        messages.append(message)
     }
 
     /// Copies as much as fits into `buffer` and returns how much that was.
     mutating func drain(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         var written = 0
-        while written < buffer.count, head < buffers.count {
-            let available = buffers[head].readableBytes
-            let take = min(available, buffer.count - written)
-            buffers[head].readWithUnsafeReadableBytes { bytes in
-                UnsafeMutableRawBufferPointer(rebasing: buffer[written..<written + take])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
-                return take
-            }
+        while written < buffer.count, head < messages.count {
+            let message = messages[head]
+            let take = message.copy(from: sent, into: UnsafeMutableRawBufferPointer(rebasing: buffer[written...]))
             written += take
-            if take == available {
+            sent += take
+            if sent == message.wireSize {
+                sent = 0
                 head += 1
-                if head == buffers.count {
-                    buffers.removeAll(keepingCapacity: true)
+                if head == messages.count {
+                    messages.removeAll(keepingCapacity: true)
                     head = 0
-                } else if head >= 16, head * 2 >= buffers.count {
+                } else if head >= 16, head * 2 >= messages.count {
                     // A queue that never drains must still let go of what was sent.
-                    buffers.removeFirst(head)
+                    messages.removeFirst(head)
                     head = 0
                 }
             }

@@ -221,7 +221,7 @@ final class StreamInbox<Element: Sendable>: AsyncSequence, Sendable {
 final class OutboundGate: Sendable {
     private struct State {
         var queued = 0
-        var pending: [ByteBuffer] = []
+        var pending: [OutboundMessage] = []
         var waiter: CheckedContinuation<Void, any Error>?
         var closed: (any Error)?
     }
@@ -246,18 +246,18 @@ final class OutboundGate: Sendable {
 
     /// Queues a framed message for the event loop; true when the loop must be asked to take it (nothing
     /// else was pending), false when a task already on its way will. Throws if the stream is gone.
-    func push(_ framed: ByteBuffer) throws -> Bool {
+    func push(_ framed: OutboundMessage) throws -> Bool {
         try state.withLock { s in
             if let closed = s.closed { throw closed }
-            s.queued += framed.readableBytes
-            budget?.add(framed.readableBytes)
+            s.queued += framed.wireSize
+            budget?.add(framed.wireSize)
             s.pending.append(framed)
             return s.pending.count == 1
         }
     }
 
     /// On the event loop: the messages pushed since the last call, in order.
-    func takePending() -> [ByteBuffer] {
+    func takePending() -> [OutboundMessage] {
         state.withLock { s in
             defer { s.pending.removeAll() }
             return s.pending

@@ -140,10 +140,10 @@ struct MessageDeframerTests {
     @Test(arguments: [MessageEncoding.gzip, .deflate])
     func compressedMessagesRoundTrip(encoding: MessageEncoding) throws {
         let payload = [UInt8](repeating: 7, count: 100_000)
-        let framed = MessageFramer.frame(payload, encoding: encoding, allocator: ByteBufferAllocator())
-        #expect(framed.readableBytes < 2000)
+        let framed = MessageFramer.frame(payload, encoding: encoding)
+        #expect(framed.wireSize < 2000)
         var d = MessageDeframer(maxMessageSize: 1 << 20, encoding: encoding)
-        framed.withUnsafeReadableBytes { d.append($0) }
+        framed.wireBytes.withUnsafeBytes { d.append($0) }
         #expect(try d.next()?.bytes == payload)
     }
 
@@ -153,10 +153,10 @@ struct MessageDeframerTests {
     func incompressibleMessagesGoOutUncompressed(encoding: MessageEncoding) throws {
         var generator = SystemRandomNumberGenerator()
         for payload in [[], [42], (0..<10_000).map { _ in UInt8.random(in: 0...255, using: &generator) }] {
-            let framed = MessageFramer.frame(payload, encoding: encoding, allocator: ByteBufferAllocator())
-            #expect(Array(framed.readableBytesView) == frame(payload, flag: 0))
+            let framed = MessageFramer.frame(payload, encoding: encoding)
+            #expect(framed.wireBytes == frame(payload, flag: 0))
             var d = MessageDeframer(maxMessageSize: 1 << 20, encoding: encoding)
-            framed.withUnsafeReadableBytes { d.append($0) }
+            framed.wireBytes.withUnsafeBytes { d.append($0) }
             #expect(try d.next()?.bytes == payload)
         }
     }
@@ -251,11 +251,11 @@ struct StreamBufferTests {
     /// push fails.
     @Test func aStreamEndingAfterAPushFailsOnlyTheNextPush() async throws {
         let gate = OutboundGate(highWater: 1 << 20, lowWater: 1 << 18)
-        #expect(try gate.push(ByteBufferAllocator().buffer(bytes: [0, 0, 0, 0, 0])))
+        #expect(try gate.push(OutboundMessage([], compressedFlag: 0)))
         gate.close(RPCError(code: .cancelled, message: "the call has ended"))
         try await gate.waitForRoom()
         #expect(gate.takePending().isEmpty, "what was pending goes with the stream")
-        #expect(throws: RPCError.self) { try gate.push(ByteBufferAllocator().buffer(bytes: [0, 0, 0, 0, 0])) }
+        #expect(throws: RPCError.self) { try gate.push(OutboundMessage([], compressedFlag: 0)) }
     }
     /// A sender may run ahead of its reader by the window, not more. Messages of 64 KiB + 9 bytes in 16 KiB
     /// DATA chunks end a few bytes into a chunk, so a message's own cost is tiny; the bytes of the next
@@ -269,8 +269,8 @@ struct StreamBufferTests {
         let message = [UInt8](repeating: 7, count: 65_536 + 4)  // + the 5-byte prefix: 65,545 on the wire
         var wire: [UInt8] = []
         for _ in 0..<40 {
-            let framed = MessageFramer.frame(message, encoding: nil, allocator: ByteBufferAllocator())
-            wire += framed.readableBytesView
+            let framed = MessageFramer.frame(message, encoding: nil)
+            wire += framed.wireBytes
         }
         var givenBack = 0
         var offset = 0
@@ -314,14 +314,42 @@ struct StreamBufferTests {
 
     @Test func anOutboxThatNeverDrainsLetsGoOfWhatWasSent() {
         var outbox = OutboundQueue()
-        let allocator = ByteBufferAllocator()
-        outbox.append(allocator.buffer(bytes: [UInt8](repeating: 1, count: 100)))
+        outbox.append(OutboundMessage([UInt8](repeating: 1, count: 100), compressedFlag: nil))
         var space = [UInt8](repeating: 0, count: 100)
         for _ in 0..<100 {
-            outbox.append(allocator.buffer(bytes: [UInt8](repeating: 1, count: 100)))
+            outbox.append(OutboundMessage([UInt8](repeating: 1, count: 100), compressedFlag: nil))
             #expect(space.withUnsafeMutableBytes { outbox.drain(into: $0) } == 100)
         }
         #expect(outbox.retainedCount < 40)
+    }
+
+    /// Messages leave as gRPC frames them, the prefix made as it is sent, whatever sizes nghttp2 asks for:
+    /// a prefix split across DATA frames included.
+    @Test(arguments: [1, 2, 3, 4, 6, 7, 300, 16_384])
+    func anOutboxSendsTheFramedBytesInPiecesOfAnySize(piece: Int) {
+        let messages = [
+            OutboundMessage([], compressedFlag: 0), OutboundMessage([9], compressedFlag: 1),
+            OutboundMessage((0..<300).map { UInt8(truncatingIfNeeded: $0) }, compressedFlag: 0),
+            OutboundMessage([1, 2, 3], compressedFlag: nil),
+            OutboundMessage([UInt8](repeating: 5, count: 70_000), compressedFlag: 0),
+        ]
+        let framed: [[UInt8]] = [
+            ConnectionHarness.frame([]), ConnectionHarness.frame([9], flag: 1),
+            ConnectionHarness.frame((0..<300).map { UInt8(truncatingIfNeeded: $0) }), [1, 2, 3],
+            ConnectionHarness.frame([UInt8](repeating: 5, count: 70_000)),
+        ]
+        let expected = framed.flatMap { $0 }
+        #expect(messages.flatMap(\.wireBytes) == expected)
+        var outbox = OutboundQueue()
+        for message in messages { outbox.append(message) }
+        var sent: [UInt8] = []
+        var space = [UInt8](repeating: 0, count: piece)
+        while !outbox.isEmpty {
+            let n = space.withUnsafeMutableBytes { outbox.drain(into: $0) }
+            #expect(n > 0 && (n == piece || outbox.isEmpty))
+            sent += space[..<n]
+        }
+        #expect(sent == expected)
     }
 
     /// Bytes given back before the reader took them are held against the connection's budget: a message
