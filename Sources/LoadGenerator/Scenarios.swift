@@ -94,7 +94,7 @@ extension ScenarioName {
             let request = try Gateway_Event_V1_PublishEventRequest.with { $0.event = Self.event(payload) }.serializedBytes()
             return StreamingQPS(method: Gateway_Event_V1_EventService.Method.publishStream, request: request) { reply in
                 guard case .error(let status)? = (try? Gateway_Event_V1_PublishStreamResponse(serializedBytes: reply))?.result else { return nil }
-                return RPCError(code: StatusCode(rawValue: Int(status.code)) ?? .unknown, message: status.message)
+                return RPCError(code: StatusCode(rawValue: Int(status.code)), message: status.message)
             }
         case .upload: return Upload(requests: try Upload.requests(payload))
         case .download: return Download(content: payload)

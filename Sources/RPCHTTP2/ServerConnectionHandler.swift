@@ -202,7 +202,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         flushScheduled = false
         guard let context, let session, context.channel.isActive else { return }
         guard context.channel.isWritable else { return }
-        var out = context.channel.allocator.buffer(capacity: 0)
+        // Room for a unary call's three frames, so that they are not copied as the buffer grows.
+        var out = context.channel.allocator.buffer(capacity: 1024)
         do {
             try session.send { out.writeBytes($0) }
         } catch {

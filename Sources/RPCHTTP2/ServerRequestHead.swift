@@ -6,8 +6,8 @@ import RPCCore
 struct ServerRequestHead {
     var method: String
     var path: String
-    var service: String
-    var methodName: String
+    /// Where the method's name starts in `path` (after the second `/`).
+    private var methodStart: String.Index
     var authority: String?
     var metadata: Metadata
     var timeout: Duration?
@@ -15,6 +15,10 @@ struct ServerRequestHead {
     var encoding: MessageEncoding?
     /// The client's `grpc-accept-encoding`.
     var acceptEncoding: String?
+
+    /// The service's full name, from `path` (`/service/method`); only unknown methods need it.
+    var service: String { String(path[path.utf8.index(after: path.startIndex)..<path.utf8.index(before: methodStart)]) }
+    var methodName: String { String(path[methodStart...]) }
 
     /// An early abort: one HEADERS frame with END_STREAM carrying `:status`, `grpc-status`, `grpc-message`.
     struct Rejection: Error, Equatable {
@@ -27,7 +31,8 @@ struct ServerRequestHead {
     static func validate(_ headers: [(name: String, value: String)]) -> Result<ServerRequestHead, Rejection> {
         var method: String?
         var path: String?
-        var authorities: [String] = []
+        var authority: String?
+        var authorities = 0
         var hosts = 0
         var contentType: String?
         var timeout: String?
@@ -39,7 +44,9 @@ struct ServerRequestHead {
             switch name {
             case ":method": method = value
             case ":path": path = value
-            case ":authority": authorities.append(value)
+            case ":authority":
+                authority = value
+                authorities += 1
             case "host": hosts += 1
             case "content-type": contentType = value
             case "grpc-timeout": timeout = value
@@ -55,7 +62,7 @@ struct ServerRequestHead {
             }
         }
         // gRPC proposal A41: at most one :authority and one host
-        if authorities.count > 1 || hosts > 1 {
+        if authorities > 1 || hosts > 1 {
             return .failure(Rejection(httpStatus: 400, status: Status(code: .internal, message: "more than one :authority or host header")))
         }
         // content-type: HTTP 415 (gRPC PROTOCOL-HTTP2.md, "Requests"), with grpc-go's status and message
@@ -86,8 +93,10 @@ struct ServerRequestHead {
             ))
         }
         // `/service/method` (gRPC PROTOCOL-HTTP2.md, "Requests"); the message is grpc-go server.go's
-        guard let path, path.hasPrefix("/"), let slash = path.dropFirst().firstIndex(of: "/"),
-              slash > path.index(after: path.startIndex), path.index(after: slash) < path.endIndex
+        // Checked on the UTF-8 view: indexing by Character (grapheme breaking) showed in profiles.
+        let slash = UInt8(ascii: "/")
+        guard let path, path.utf8.first == slash, let second = path.utf8.dropFirst().firstIndex(of: slash),
+              second > path.utf8.index(after: path.startIndex), path.utf8.index(after: second) < path.endIndex
         else {
             return .failure(Rejection(httpStatus: 200, status: Status(code: .unimplemented, message: "malformed method name: \"\(path ?? "")\"")))
         }
@@ -104,10 +113,8 @@ struct ServerRequestHead {
             messageEncoding = supported
         }
         return .success(ServerRequestHead(
-            method: method, path: path,
-            service: String(path[path.index(after: path.startIndex)..<slash]),
-            methodName: String(path[path.index(after: slash)...]),
-            authority: authorities.first, metadata: metadata, timeout: parsedTimeout,
+            method: method, path: path, methodStart: path.utf8.index(after: second),
+            authority: authority, metadata: metadata, timeout: parsedTimeout,
             encoding: messageEncoding, acceptEncoding: acceptEncoding
         ))
     }
