@@ -9,6 +9,13 @@ public struct RPCAsyncSequence<Element: Sendable>: AsyncSequence, Sendable {
         }
     }
 
+    /// A sequence whose iterator calls `next`. For transports: `init(wrapping:)` is generic across modules,
+    /// so the sequence it wraps is read through unspecialized code (measured: runtime generic-metadata
+    /// lookups on every message), while a closure made where the queue's type is known is not.
+    public init(next: @escaping @Sendable () async throws -> Element?) {
+        makeIterator = { AsyncIterator(next) }
+    }
+
     /// A sequence of the given elements.
     public static func elements(_ elements: [Element]) -> Self {
         RPCAsyncSequence(wrapping: ElementsSequence(elements: elements))

@@ -141,7 +141,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         let stream = RPCClientStream(
             outbound: outbound,
             finish: { loop.execute { handler.value.endRequest(stream: id) } },
-            inbound: RPCAsyncSequence(wrapping: inbox)
+            inbound: RPCAsyncSequence { try await inbox.next() }
         )
         // Whatever way `body` ends, a stream still open is cancelled (RST_STREAM CANCEL).
         defer {
