@@ -86,7 +86,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private func flush() {
         flushScheduled = false
         guard let context, let session, context.channel.isActive, context.channel.isWritable else { return }
-        var out = context.channel.allocator.buffer(capacity: 1024)
+        var out = context.channel.allocator.buffer(capacity: 512)
         do {
             try session.send { out.writeBytes($0) }
         } catch {
