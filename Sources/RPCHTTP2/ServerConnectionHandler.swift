@@ -272,6 +272,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             }
             return .accept
         }
+        // A request has about eight fields: one allocation instead of one per doubling.
+        if rpc.headerFields.isEmpty { rpc.headerFields.reserveCapacity(8) }
         rpc.headerFields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         return .accept
     }
