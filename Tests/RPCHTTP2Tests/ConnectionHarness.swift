@@ -83,8 +83,11 @@ final class ConnectionHarness: NGHTTP2SessionDelegate, @unchecked Sendable {
         client.resetStream(stream, code: .cancel)
     }
 
-    /// Moves bytes both ways until `done` holds (RPC tasks run concurrently, so it polls).
-    func pump(until done: () -> Bool, timeout: Duration = .seconds(5)) async throws {
+    /// Moves bytes both ways until `done` holds (RPC tasks run concurrently, so it polls). `timeout` only
+    /// tells a stall from slowness: under AddressSanitizer, with the whole suite starting at once, every test
+    /// of the first wave took 10 to 12 s (a suite of e-mail parsing tests 11.2 s), and a unary round trip
+    /// failed a 5 s limit.
+    func pump(until done: () -> Bool, timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
         while true {
             // Handler tasks run on the connection's event loop, and a testing loop runs what was scheduled
