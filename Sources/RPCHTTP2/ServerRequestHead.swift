@@ -121,8 +121,10 @@ struct ServerRequestHead {
 
     /// `application/grpc`, optionally followed by `+…` or `;…` (PROTOCOL-HTTP2.md, Content-Type); `application/grpc-web` is not gRPC.
     static func isGRPCContentType(_ value: String) -> Bool {
-        guard value.hasPrefix("application/grpc") else { return false }
-        let rest = value.dropFirst("application/grpc".count)
-        return rest.isEmpty || rest.hasPrefix("+") || rest.hasPrefix(";")
+        // Bytes, as HTTP compares them (String's prefix and offset work on Characters, which showed in profiles).
+        let prefix = "application/grpc".utf8
+        guard value.utf8.starts(with: prefix) else { return false }
+        let next = value.utf8.dropFirst(prefix.count).first
+        return next == nil || next == UInt8(ascii: "+") || next == UInt8(ascii: ";")
     }
 }
