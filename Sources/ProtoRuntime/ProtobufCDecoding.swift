@@ -25,6 +25,7 @@ public struct ProtoDecodingOptions: Sendable {
 
 extension ProtoMessage {
     /// Decodes the protobuf binary encoding.
+    @inlinable
     public init(serializedBytes bytes: UnsafeRawBufferPointer, options: ProtoDecodingOptions = .defaults) throws {
         self.init()
         try ProtobufCDecoding.unpack(Self._protobufCDescriptor, bytes, options: options, messageName: Self.protoMessageName) {
@@ -32,7 +33,8 @@ extension ProtoMessage {
         }
     }
 
-    /// Decodes the protobuf binary encoding.
+    /// Decodes the protobuf binary encoding. `@inlinable` for the same reason as `serializedBytes()`.
+    @inlinable
     public init(serializedBytes bytes: some Sequence<UInt8>, options: ProtoDecodingOptions = .defaults) throws {
         self.init()
         let decodedInPlace: Void? = try bytes.withContiguousStorageIfAvailable { buffer in
@@ -51,6 +53,7 @@ extension ProtoMessage {
 public enum ProtobufCDecoding {
     /// Unpacks `bytes` with protobuf-c into an arena and hands the C message to `convert`, which copies it out.
     /// Not generic, so it is compiled once for all message types instead of run through metadata per call.
+    @usableFromInline
     static func unpack(
         _ descriptor: UnsafeRawPointer,
         _ bytes: UnsafeRawBufferPointer,

@@ -29,15 +29,11 @@ extension Array: ProtoOutputBuffer where Element == UInt8 {
 
 extension ProtoMessage {
     /// The protobuf binary encoding. Map entries are written in key order, so equal messages encode equally.
+    /// `@inlinable`, and so specialized where it is called: run generically (as from the RPC router), it looked
+    /// up type metadata at run time on every message.
+    @inlinable
     public func serializedBytes() throws -> [UInt8] {
-        var bytes: [UInt8] = []
-        try ProtobufCEncoding.pack({ try self._protobufC($0) }) { message in
-            let size = protobuf_c_message_get_packed_size(message)
-            bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-                count = protobuf_c_message_pack(message, buffer.baseAddress)
-            }
-        }
-        return bytes
+        try ProtobufCEncoding.bytes { try self._protobufC($0) }
     }
 
     /// Appends the binary encoding to `buffer` and returns its length.
@@ -61,7 +57,21 @@ extension ProtoMessage {
     }
 }
 
+@usableFromInline
 enum ProtobufCEncoding {
+    /// The encoding of the message `build` makes (the generated `_protobufC`).
+    @usableFromInline
+    static func bytes(_ build: (ProtobufCEncoder) throws -> UnsafeMutableRawPointer) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        try pack(build) { message in
+            let size = protobuf_c_message_get_packed_size(message)
+            bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = protobuf_c_message_pack(message, buffer.baseAddress)
+            }
+        }
+        return bytes
+    }
+
     /// Builds the C message in an arena (`build` is the generated `_protobufC`) and hands it to `use`.
     /// Not generic, so it is compiled once for all message types instead of run through metadata per call.
     static func pack(

@@ -26,7 +26,9 @@ public struct RPCRoute: Sendable {
 }
 
 /// Maps `:path` to handlers. Typed registration decodes requests and encodes responses with protobuf-c and
-/// enforces request cardinality for unary and server-streaming methods.
+/// enforces request cardinality for unary and server-streaming methods; it is `@inlinable`, so that each
+/// generated service gets it specialized for its message types rather than run generically (with type
+/// metadata looked up at run time for every message).
 public struct RPCRouter: Sendable {
     private var routes: [String: RPCRoute] = [:]
 
@@ -56,6 +58,7 @@ public struct RPCRouter: Sendable {
         routes[descriptor.path] = RPCRoute(descriptor: descriptor, handle: handler)
     }
 
+    @inlinable
     public mutating func unary<Request: ProtoMessage, Response: ProtoMessage>(
         _ descriptor: MethodDescriptor,
         _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
@@ -66,6 +69,7 @@ public struct RPCRouter: Sendable {
         }
     }
 
+    @inlinable
     public mutating func clientStreaming<Request: ProtoMessage, Response: ProtoMessage>(
         _ descriptor: MethodDescriptor,
         _ handler: @escaping @Sendable (RPCAsyncSequence<Request>, ServerContext) async throws -> Response
@@ -76,6 +80,7 @@ public struct RPCRouter: Sendable {
         }
     }
 
+    @inlinable
     public mutating func serverStreaming<Request: ProtoMessage, Response: ProtoMessage>(
         _ descriptor: MethodDescriptor,
         _ handler: @escaping @Sendable (Request, RPCWriter<Response>, ServerContext) async throws -> Void
@@ -86,6 +91,7 @@ public struct RPCRouter: Sendable {
         }
     }
 
+    @inlinable
     public mutating func bidirectionalStreaming<Request: ProtoMessage, Response: ProtoMessage>(
         _ descriptor: MethodDescriptor,
         _ handler: @escaping @Sendable (RPCAsyncSequence<Request>, RPCWriter<Response>, ServerContext) async throws -> Void
@@ -97,7 +103,8 @@ public struct RPCRouter: Sendable {
 
     /// Exactly one request message: zero or several is a cardinality violation, UNIMPLEMENTED per
     /// grpc/grpc `doc/statuscodes.md`.
-    private static func singleRequest<Request: ProtoMessage>(_ inbound: RPCAsyncSequence<[UInt8]>) async throws -> Request {
+    @inlinable
+    static func singleRequest<Request: ProtoMessage>(_ inbound: RPCAsyncSequence<[UInt8]>) async throws -> Request {
         var messages = inbound.makeAsyncIterator()
         guard let first = try await messages.next() else {
             throw RPCError(code: .unimplemented, message: "request cardinality violation: no request message")
@@ -108,7 +115,8 @@ public struct RPCRouter: Sendable {
         return try decode(first)
     }
 
-    @Sendable static func decode<Request: ProtoMessage>(_ bytes: [UInt8]) throws -> Request {
+    @inlinable @Sendable
+    static func decode<Request: ProtoMessage>(_ bytes: [UInt8]) throws -> Request {
         do {
             return try Request(serializedBytes: bytes)
         } catch {
@@ -116,7 +124,8 @@ public struct RPCRouter: Sendable {
         }
     }
 
-    @Sendable static func encode<Response: ProtoMessage>(_ response: Response) throws -> [UInt8] {
+    @inlinable @Sendable
+    static func encode<Response: ProtoMessage>(_ response: Response) throws -> [UInt8] {
         do {
             return try response.serializedBytes()
         } catch {

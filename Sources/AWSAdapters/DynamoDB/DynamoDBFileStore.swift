@@ -96,7 +96,7 @@ public final class DynamoDBFileStore: FileRepository {
                     if let token = failed.item?["deleting"]?.string, let at = failed.item?["deleting_at_s"]?.int64,
                         clock.now().seconds - at > Self.deletionLease
                     {
-                        try? await db.update(TableKeys.blob(key), Expression(
+                        _ = try? await db.update(TableKeys.blob(key), Expression(
                             condition: "deleting = :token", update: "REMOVE deleting, deleting_at_s", values: [":token": .s(token)]
                         ))
                         continue
@@ -150,7 +150,7 @@ public final class DynamoDBFileStore: FileRepository {
                 // The bytes stay; the mark goes, so uploads of them go on.
                 var unmark = ours
                 unmark.update = "REMOVE deleting, deleting_at_s"
-                try? await db.update(TableKeys.blob(key), unmark)
+                _ = try? await db.update(TableKeys.blob(key), unmark)
                 throw error
             }
             try? await db.delete(TableKeys.blob(key), ours)
