@@ -638,16 +638,23 @@ struct SendBudgetTests {
         return h
     }
 
+    /// Opens `streams` endless streams the client does not read, and waits until each has filled the
+    /// client's window and its writer had time to run on.
+    func stalledStreams(_ h: ConnectionHarness) async throws -> [Int32] {
+        let ids = try (0..<Self.streams).map { _ in
+            try h.request(ConnectionHarness.grpcHeaders(path: SourceService.path), body: SourceService.request(count: 0))
+        }
+        try await h.pump(until: { ids.allSatisfy { h.responses[$0]?.data.count == Int(Self.clientWindow) } })
+        try await h.pump(until: { false }, timeoutIsFine: true)
+        return ids
+    }
+
     /// Eight streams whose client reads nothing: each could queue its 1 MiB (8 MiB in all). Now the writers
     /// stop once the connection holds the budget, each with at most one more message queued.
     @Test func streamsNobodyReadsHoldTheBudgetNotAStreamBufferEach() async throws {
         let written = Counter()
         let h = try await harness(written: written)
-        let ids = try (0..<Self.streams).map { _ in
-            try h.request(ConnectionHarness.grpcHeaders(path: SourceService.path), body: SourceService.request(count: 0))
-        }
-        try await h.pump(until: { ids.allSatisfy { h.responses[$0]?.data.count == Int(Self.clientWindow) } })
-        try await h.pump(until: { false }, timeoutIsFine: true)  // time for writers to run on, which they must not
+        let ids = try await stalledStreams(h)
         let sentToClient = Self.streams * Int(Self.clientWindow)
         let bound = sentToClient + Self.budget + Self.streams * (SourceService.messageSize + 5)
         let total = written.value
@@ -663,11 +670,7 @@ struct SendBudgetTests {
     @Test func aStreamThatIsReadGoesOnWhileOthersHoldTheBudget() async throws {
         let written = Counter()
         let h = try await harness(written: written)
-        let stalled = try (0..<Self.streams).map { _ in
-            try h.request(ConnectionHarness.grpcHeaders(path: SourceService.path), body: SourceService.request(count: 0))
-        }
-        try await h.pump(until: { stalled.allSatisfy { h.responses[$0]?.data.count == Int(Self.clientWindow) } })
-        try await h.pump(until: { false }, timeoutIsFine: true)
+        let stalled = try await stalledStreams(h)
         let count = 64  // 1 MiB: more than the budget
         let read = try h.request(ConnectionHarness.grpcHeaders(path: SourceService.path), body: SourceService.request(count: UInt64(count)))
         h.readStreams.insert(read)
