@@ -368,7 +368,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard let rpc = streams.removeValue(forKey: stream) else { return }
         if streams.isEmpty { idleSince = context?.eventLoop.now ?? .now() }
         rpc.stallCheck?.cancel()
-        rpc.gate?.discardQueued()
+        rpc.gate?.discardQueued(RPCError(code: .cancelled, message: "the stream is closed"))
         if rpc.phase == .running {
             // gRPC PROTOCOL-HTTP2.md, "Client Cancellation": the client reset the stream (or the connection is going): cancel the handler.
             let code: StatusCode = errorCode == NGHTTP2Session.ErrorCode.cancel.rawValue || errorCode == 0 ? .cancelled : .internal

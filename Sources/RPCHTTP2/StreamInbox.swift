@@ -313,7 +313,10 @@ final class OutboundGate: Sendable {
     }
 
     /// On the event loop: the stream is gone, and the bytes it still had queued with it (dropped unsent).
-    func discardQueued() {
+    /// Closes the gate first (writers get `error` unless it was closed already), so that no write can add
+    /// to the budget after its bytes were taken out: a handler off the loop could otherwise push in between.
+    func discardQueued(_ error: any Error) {
+        close(error)
         state.withLock { s in
             budget?.add(-s.queued)
             s.queued = 0

@@ -323,6 +323,20 @@ struct StreamBufferTests {
         #expect(outbox.retainedCount < 40)
     }
 
+    /// A stream's bytes leave the connection's send budget when the stream goes, and nothing written after
+    /// that can add to it (the gate is closed first).
+    @Test func aDiscardedStreamLeavesTheSendBudgetForGood() throws {
+        let budget = SendBudget(limit: 10)
+        let gate = OutboundGate(highWater: 1 << 20, lowWater: 1 << 18, budget: budget)
+        _ = try gate.push(OutboundMessage([UInt8](repeating: 1, count: 20), compressedFlag: 0))
+        #expect(budget.bytes == 25 && budget.isOver)
+        gate.drained(5)
+        gate.discardQueued(RPCError(code: .cancelled, message: "gone"))
+        #expect(budget.bytes == 0 && !budget.isOver)
+        #expect(throws: RPCError.self) { try gate.push(OutboundMessage([1], compressedFlag: 0)) }
+        #expect(budget.bytes == 0)
+    }
+
     /// Messages leave as gRPC frames them, the prefix made as it is sent, whatever sizes nghttp2 asks for:
     /// a prefix split across DATA frames included.
     @Test(arguments: [1, 2, 3, 4, 6, 7, 300, 16_384])
