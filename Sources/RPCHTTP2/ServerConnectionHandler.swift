@@ -368,12 +368,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard let rpc = streams.removeValue(forKey: stream) else { return }
         if streams.isEmpty { idleSince = context?.eventLoop.now ?? .now() }
         rpc.stallCheck?.cancel()
-        rpc.gate?.discardQueued(RPCError(code: .cancelled, message: "the stream is closed"))
         if rpc.phase == .running {
             // gRPC PROTOCOL-HTTP2.md, "Client Cancellation": the client reset the stream (or the connection is going): cancel the handler.
             let code: StatusCode = errorCode == NGHTTP2Session.ErrorCode.cancel.rawValue || errorCode == 0 ? .cancelled : .internal
             rpc.abandon(RPCError(code: code, message: "the client reset the stream"))
         }
+        // After `abandon`, whose error its writers get; this only closes a gate still open (a call that
+        // had ended), and takes what the stream left unsent out of the connection's send budget.
+        rpc.gate?.discardQueued(RPCError(code: .cancelled, message: "the stream is closed"))
         if rpc.inbox != nil {
             let queued = rpc.inbox.releaseAll()
             let partial = rpc.inbound.abandon()
