@@ -132,7 +132,7 @@ struct OutboundMessage: Sendable {
         return written + take
     }
 
-    /// The wire bytes (for tests and small messages).
+    /// The wire bytes, as one array (for tests).
     var wireBytes: [UInt8] {
         [UInt8](unsafeUninitializedCapacity: wireSize) { buffer, count in
             count = copy(from: 0, into: UnsafeMutableRawBufferPointer(buffer))
