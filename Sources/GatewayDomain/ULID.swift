@@ -5,6 +5,7 @@ public struct ULID: Sendable, Hashable, Comparable, CustomStringConvertible {
     public let high: UInt64
     public let low: UInt64
 
+    @inlinable
     public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
@@ -26,11 +27,11 @@ public struct ULID: Sendable, Hashable, Comparable, CustomStringConvertible {
         return nil
     }
 
-    private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+    @usableFromInline static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
     /// Crockford base32 value of an ASCII byte; lower case and the look-alikes I, L (→1) and O (→0) are
     /// accepted as the spec asks, U is not.
-    private static let values: [UInt8] = {
+    @usableFromInline static let values: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
         for (i, c) in alphabet.enumerated() {
             table[Int(c)] = UInt8(i)
@@ -46,6 +47,7 @@ public struct ULID: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// Parses the 26-character text form; nil for anything else (wrong length, foreign characters, or a
     /// first character above 7, which would overflow 128 bits).
+    @inlinable
     public init?(_ text: some StringProtocol) {
         let utf8 = text.utf8
         guard utf8.count == 26 else { return nil }
@@ -74,10 +76,12 @@ public struct ULID: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 
     /// The 16 big-endian bytes, which sort like the ULIDs.
+    @inlinable
     public var bytes: [UInt8] {
         (0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? high >> (56 - 8 * i) : low >> (56 - 8 * (i - 8)))) }
     }
 
+    @inlinable
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 16 else { return nil }
         var high: UInt64 = 0
