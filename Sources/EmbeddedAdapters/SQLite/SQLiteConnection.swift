@@ -66,6 +66,9 @@ public final class SQLiteConnection {
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     public var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }
 
+    /// The rowid of the last row this connection inserted (sqlite.org/c3ref/last_insert_rowid.html).
+    public var lastInsertRowID: Int64 { handle.map { sqlite3_last_insert_rowid($0) } ?? 0 }
+
     /// `PRAGMA integrity_check` found nothing wrong.
     public func integrityCheck() throws -> Bool {
         try query("PRAGMA integrity_check") { try $0.text(0) } == ["ok"]
