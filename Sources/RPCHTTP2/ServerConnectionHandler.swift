@@ -257,7 +257,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func header(stream: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> HeaderVerdict {
-        guard let rpc = streams[stream], rpc.phase == .headers else { return .accept }
+        guard let rpc = streams[stream], rpc.state.isReceivingHeaders else { return .accept }
         // Counted as gRPC PROTOCOL-HTTP2.md ("Requests") suggests; nghttp2.h leaves the limit to us: name + value + 32 per field.
         rpc.headerListSize += name.count + value.count + 32
         guard rpc.headerListSize <= configuration.maxHeaderListSize else {
@@ -281,26 +281,26 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func headersComplete(stream: Int32, endStream: Bool) {
         headerBlockStartedAt = nil
         guard let rpc = streams[stream] else { return }
-        if rpc.phase == .headers, rpc.headerListSize > configuration.maxHeaderListSize {
+        if rpc.state.isReceivingHeaders, rpc.headerListSize > configuration.maxHeaderListSize {
             session.resetStream(stream, code: .frameSizeError)  // as grpc-go internal/transport/http2_server.go does
-            rpc.phase = .done
+            rpc.state.close()
             return
         }
-        if rpc.phase == .headers {
+        if rpc.state.isReceivingHeaders {
             start(rpc)
         }
-        if endStream { remoteEnded(rpc) }
+        if endStream { requestEnded(rpc) }
     }
 
     func data(stream: Int32, bytes: UnsafeRawBufferPointer) {
-        guard let rpc = streams[stream], rpc.phase == .running, !rpc.isPlainHTTP else {
+        guard let rpc = streams[stream], rpc.state.isOpenRPC, let inbox = rpc.inbox else {
             // A stream we answered already: its bytes still count against the connection window.
             session.consume(stream: stream, bytes: bytes.count)
             return
         }
         do {
             try rpc.inbound.receive(bytes) { message, cost, reserved in
-                rpc.inbox.push(.init(element: message, cost: cost, reserved: reserved))
+                inbox.push(.init(element: message, cost: cost, reserved: reserved))
             }
         } catch {
             fail(rpc, Self.status(for: error))
@@ -332,7 +332,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func consumePartial(_ rpc: ServerRPC, ahead: Bool) {
-        let inbox = rpc.inbox!
+        guard let inbox = rpc.inbox else { return }
         session.consume(stream: rpc.id, bytes: rpc.inbound.settle(budget: receiveBudget, ahead: ahead) { inbox.readerCaughtUp() })
     }
 
@@ -350,7 +350,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private func serveCreditLine() {
         receiveBudget.serving()
         while let id = creditLine.first {
-            if let rpc = streams[id], rpc.phase == .running, rpc.inbound.awaitsCredit {
+            if let rpc = streams[id], rpc.state.isOpenRPC, rpc.inbound.awaitsCredit {
                 consumePartial(rpc, ahead: true)
                 if rpc.inbound.awaitsCredit { break }
             }
@@ -361,14 +361,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func dataEnded(stream: Int32) {
-        if let rpc = streams[stream] { remoteEnded(rpc) }
+        if let rpc = streams[stream] { requestEnded(rpc) }
     }
 
     func streamClosed(stream: Int32, errorCode: UInt32) {
         guard let rpc = streams.removeValue(forKey: stream) else { return }
         if streams.isEmpty { idleSince = context?.eventLoop.now ?? .now() }
         rpc.stallCheck?.cancel()
-        if rpc.phase == .running {
+        if rpc.state.isOpen {
             // gRPC PROTOCOL-HTTP2.md, "Client Cancellation": the client reset the stream (or the connection is going): cancel the handler.
             let code: StatusCode = errorCode == NGHTTP2Session.ErrorCode.cancel.rawValue || errorCode == 0 ? .cancelled : .internal
             rpc.abandon(RPCError(code: code, message: "the client reset the stream"))
@@ -376,8 +376,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         // After `abandon`, whose error its writers get; this only closes a gate still open (a call that
         // had ended), and takes what the stream left unsent out of the connection's send budget.
         rpc.gate?.discardQueued(RPCError(code: .cancelled, message: "the stream is closed"))
-        if rpc.inbox != nil {
-            let queued = rpc.inbox.releaseAll()
+        if let inbox = rpc.inbox {
+            let queued = inbox.releaseAll()
             let partial = rpc.inbound.abandon()
             session.consume(stream: stream, bytes: queued.window + partial.window)
             receiveBudget.release(queued.reserved + partial.reserved)
@@ -388,7 +388,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func endStreamHeadersSent(stream: Int32) {
         // gRPC PROTOCOL-HTTP2.md, "Early Server Closure": trailers before the client's END_STREAM are followed by RST_STREAM(NO_ERROR).
-        if let rpc = streams[stream], !rpc.remoteEnded {
+        if let rpc = streams[stream], !rpc.state.requestEnded {
             session.resetStream(stream, code: .noError)
         }
     }
@@ -398,18 +398,16 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let written = rpc.outbox.drain(into: buffer)
         if written > 0 {
             rpc.gate?.drained(written)
-            if rpc.isPlainHTTP { rpc.plainSent += written }
+            if rpc.state.isPlain { rpc.plainSent += written }
             // Like grpc-go: sending data forgives earlier pings (clients ping to probe bandwidth while
             // data flows).
             pingStrikes = 0
         }
-        if rpc.outbox.isEmpty, let trailers = rpc.pendingTrailers {
-            rpc.pendingTrailers = nil
-            return .end(written, trailers: trailers)
-        }
-        if rpc.outbox.isEmpty, rpc.plainBodyEnded {
-            rpc.plainBodyEnded = false
-            return .end(written, trailers: nil)
+        if rpc.outbox.isEmpty, let ending = rpc.state.takeEnding() {
+            switch ending {
+            case .trailers(let trailers): return .end(written, trailers: trailers)
+            case .endOfBody: return .end(written, trailers: nil)
+            }
         }
         return written > 0 ? .bytes(written) : .deferred
     }
@@ -430,7 +428,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             logger.debug("too many pings; closing")
             session.submitGoAway(lastStreamID: session.lastProcessedStreamID, code: .enhanceYourCalm, debugData: "too_many_pings")
             shutdown = .goAwaySent
-            for rpc in streams.values where rpc.phase == .running {
+            for rpc in streams.values where rpc.state.isOpen {
                 rpc.abandon(RPCError(code: .unavailable, message: "the connection is closing"))
             }
             scheduleFlush()
@@ -456,7 +454,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         switch ServerRequestHead.validate(rpc.headerFields) {
         case .failure(let rejection):
-            rpc.phase = .done
+            rpc.state.close()
             respondEarly(rpc, httpStatus: rejection.httpStatus, status: rejection.status,
                          listAcceptedEncodings: rejection.listAcceptedEncodings)
         case .success(let head):
@@ -465,7 +463,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 let known = router.services.contains { $0.fullyQualifiedName == head.service }
                 let service = Status.excerpt(head.service)
                 let message = known ? "unknown method \(Status.excerpt(head.methodName)) for service \(service)" : "unknown service \(service)"
-                rpc.phase = .done
+                rpc.state.close()
                 respondEarly(rpc, httpStatus: 200, status: Status(code: .unimplemented, message: message))
                 return
             }
@@ -488,7 +486,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             deadline: deadline, responseMetadata: responseMetadata, requestEncoding: head.encoding?.rawValue,
             authority: head.authority, clientCertificate: clientCertificate
         )
-        rpc.phase = .running
+        rpc.state.open(.rpc)
         rpc.path = head.path
         rpc.inbound = InboundMessages(
             maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding,
@@ -497,9 +495,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
         rpc.responseMetadata = responseMetadata
         // Always a loop task: the inbox also calls this from `push`, inside a session callback.
-        rpc.inbox = StreamInbox(batch: Int(configuration.streamWindowSize / 4), budget: receiveBudget) {
+        let inbox = StreamInbox<[UInt8]>(batch: Int(configuration.streamWindowSize / 4), budget: receiveBudget) {
             loop.execute { handler.value.giveBackWindow(stream: id) }
         }
+        rpc.inbox = inbox
         let gate = OutboundGate(
             highWater: configuration.streamSendBufferSize, lowWater: configuration.streamSendBufferSize / 4, budget: sendBudget
         )
@@ -522,7 +521,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             if try gate.push(framed) { loop.execute { handler.value.takePending(stream: id) } }
             try await gate.waitForRoom()
         }
-        let inbox = rpc.inbox!
         let inbound = RPCAsyncSequence { try await inbox.next() }
         let logger = self.logger
         let handlers = self.handlers
@@ -571,7 +569,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         for rpc in pendingLaunches {
             guard let launch = rpc.launch else { continue }
             rpc.launch = nil
-            guard rpc.phase == .running else { continue }
+            guard rpc.state.isOpen else { continue }
             handlers.started()
             rpc.task = Task(executorPreference: handlerExecutor, operation: launch)
         }
@@ -584,8 +582,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
         let id = rpc.id
-        rpc.phase = .running
-        rpc.isPlainHTTP = true
+        rpc.state.open(.plain)
         // Small on purpose: plain requests need no token, so a peer that never reads must pin little memory.
         let gate = OutboundGate(highWater: Self.plainSendBufferSize, lowWater: Self.plainSendBufferSize / 4, budget: sendBudget)
         rpc.gate = gate
@@ -622,21 +619,19 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func sendPlainHeaders(stream: Int32, _ response: PlainHTTPResponse, hasBody: Bool) {
-        guard let rpc = streams[stream], rpc.phase == .running else { return }
-        rpc.responseHeadersSent = true
+        guard let rpc = streams[stream], rpc.state.beginResponse() else { return }
         do {
             try session.submitHeaders(stream: stream, [(":status", String(response.status))] + response.headers, body: hasBody)
         } catch {
             session.resetStream(stream, code: .internalError)
         }
-        if !hasBody { rpc.phase = .done }
+        if !hasBody { rpc.state.close() }
         scheduleFlush()
     }
 
     private func endPlainBody(stream: Int32) {
-        guard let rpc = streams[stream], rpc.phase == .running else { return }
-        rpc.phase = .done
-        rpc.plainBodyEnded = true
+        guard let rpc = streams[stream], rpc.state.isOpen else { return }
+        rpc.state.endBody()
         session.resumeData(stream: stream)
         scheduleFlush()
     }
@@ -647,7 +642,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private func checkPlainProgress(stream: Int32) {
         guard let rpc = streams[stream] else { return }
         defer { rpc.plainSentAtCheck = rpc.plainSent }
-        guard rpc.phase == .running, rpc.plainSent == rpc.plainSentAtCheck, !rpc.outbox.isEmpty else { return }
+        guard rpc.state.isOpen, rpc.plainSent == rpc.plainSentAtCheck, !rpc.outbox.isEmpty else { return }
         logger.debug("plain HTTP response reset: the peer took none of it", metadata: [
             "stall": "\(configuration.plainHTTPStallTimeout)",
         ])
@@ -659,7 +654,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private func resetPlain(stream: Int32) {
         guard let rpc = streams[stream] else { return }
-        rpc.phase = .done
+        rpc.state.close()
         session.resetStream(stream, code: .internalError)
         scheduleFlush()
     }
@@ -667,16 +662,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Called on the loop for a message the RPC's task wrote.
     /// A gRPC call's framed messages or a plain response's body chunks, from its task.
     private func takePending(stream: Int32) {
-        guard let rpc = streams[stream], rpc.phase == .running, let messages = rpc.gate?.takePending(), !messages.isEmpty else { return }
-        if !rpc.isPlainHTTP { sendResponseHeadersIfNeeded(rpc) }
+        guard let rpc = streams[stream], rpc.state.isOpen, let messages = rpc.gate?.takePending(), !messages.isEmpty else { return }
+        if !rpc.state.isPlain { sendResponseHeadersIfNeeded(rpc) }
         for framed in messages { rpc.outbox.append(framed) }
         session.resumeData(stream: stream)
         scheduleFlush()
     }
 
     private func sendResponseHeadersIfNeeded(_ rpc: ServerRPC) {
-        guard !rpc.responseHeadersSent else { return }
-        rpc.responseHeadersSent = true
+        guard rpc.state.beginResponse() else { return }
         var headers = [(":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", MessageEncoding.acceptHeader)]
         if let encoding = rpc.responseEncoding {
             headers.append(("grpc-encoding", encoding.rawValue))
@@ -691,7 +685,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// The RPC's outcome: trailers after its messages, or a trailers-only response if it sent none.
     private func finish(stream: Int32, status: Status, trailers: Metadata, message: OutboundMessage?) {
-        guard let rpc = streams[stream], rpc.phase == .running else { return }
+        guard let rpc = streams[stream], rpc.state.isOpenRPC else { return }
         // Messages written whose loop task has not run yet (a handler on the loop ends before it does) go first.
         takePending(stream: stream)
         if let message {
@@ -699,13 +693,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             rpc.outbox.append(message)
             session.resumeData(stream: stream)
         }
-        rpc.phase = .done
         rpc.deadlineTimer?.cancel()
         rpc.gate?.close(RPCError(code: .internal, message: "the call has ended"))
         var fields = [("grpc-status", String(status.code.rawValue))]
         if !status.message.isEmpty { fields.append(("grpc-message", GRPCStatusMessage.encode(status.message))) }
-        if rpc.responseHeadersSent {
-            rpc.pendingTrailers = fields + MetadataCoding.headers(for: trailers)
+        if rpc.state.finish(trailers: fields + MetadataCoding.headers(for: trailers)) {
             session.resumeData(stream: stream)
         } else {
             // Trailers-Only (gRPC PROTOCOL-HTTP2.md, "Responses"); initial metadata joins the trailers.
@@ -723,7 +715,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// Ends an RPC on the server's initiative (bad message, deadline): the handler is cancelled.
     private func fail(_ rpc: ServerRPC, _ status: Status) {
-        guard rpc.phase == .running, !rpc.isPlainHTTP else { return }
+        guard rpc.state.isOpenRPC else { return }
         rpc.responseMetadata?.endedByTransport = status
         if rpc.launch != nil {
             // Failed in the read that opened it: its handler never starts, so no interceptor sees the call.
@@ -731,7 +723,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             refusals?.refused(path: rpc.path, status: status, peer: peer)
         }
         rpc.task?.cancel()
-        rpc.inbox.finish(RPCError(code: status.code, message: status.message))
+        rpc.inbox?.finish(RPCError(code: status.code, message: status.message))
         finish(stream: rpc.id, status: status, trailers: [:], message: nil)
     }
 
@@ -741,25 +733,24 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         fail(rpc, Status(code: .deadlineExceeded, message: message))
     }
 
-    private func remoteEnded(_ rpc: ServerRPC) {
-        rpc.remoteEnded = true
-        guard rpc.phase == .running, !rpc.isPlainHTTP else { return }
+    private func requestEnded(_ rpc: ServerRPC) {
+        guard rpc.state.endRequest(), let inbox = rpc.inbox else { return }
         do {
             try rpc.inbound.deframer.finish()
         } catch {
             fail(rpc, Self.status(for: error))
             return
         }
-        rpc.inbox.finish()
+        inbox.finish()
         // Nothing more can arrive on this stream: give its window back now rather than message by message.
-        session.consume(stream: rpc.id, bytes: rpc.inbox.releaseCostsAtEnd())
+        session.consume(stream: rpc.id, bytes: inbox.releaseCostsAtEnd())
     }
 
     private func giveBackWindow(stream: Int32) {
-        guard let rpc = streams[stream], rpc.inbox != nil else { return }
-        session.consume(stream: stream, bytes: rpc.inbox.takePendingCost())
+        guard let rpc = streams[stream], let inbox = rpc.inbox else { return }
+        session.consume(stream: stream, bytes: inbox.takePendingCost())
         // The reader may have caught up with a message still arriving that could not be settled before.
-        if rpc.phase == .running, !rpc.remoteEnded { settlePartial(rpc) }
+        if rpc.state.isOpenRPC, !rpc.state.requestEnded { settlePartial(rpc) }
         scheduleFlush()
     }
 
@@ -917,25 +908,17 @@ private final class ServerConnectionLink {
 /// One stream's state, on the event loop.
 
 final class ServerRPC {
-    enum Phase { case headers, running, done }
-
     let id: Int32
-    var phase = Phase.headers
+    var state = ServerStreamState()
     var headerFields: [(name: String, value: String)] = []
     var headerListSize = 0
     var inbound: InboundMessages
-    var inbox: StreamInbox<[UInt8]>!
+    /// A gRPC call's request messages, for its handler (from the start of the call).
+    var inbox: StreamInbox<[UInt8]>?
     var gate: OutboundGate?
     var responseMetadata: ResponseMetadata?
     var responseEncoding: MessageEncoding?
-    var remoteEnded = false
-    var responseHeadersSent = false
     var outbox = OutboundQueue()
-    var pendingTrailers: [(String, String)]?
-    /// A plain HTTP request (``PlainHTTPHandler``), not an RPC.
-    var isPlainHTTP = false
-    /// A plain HTTP body is complete: end the stream once the outbox is drained.
-    var plainBodyEnded = false
     var task: Task<Void, Never>?
     /// The request's `:path`, once it runs.
     var path = ""
@@ -956,8 +939,8 @@ final class ServerRPC {
     func abandon(_ error: RPCError) {
         stallCheck?.cancel()
         launch = nil
-        guard phase != .done || task != nil else { return }
-        phase = .done
+        guard state.isOpen || task != nil else { return }
+        state.close()
         task?.cancel()
         inbox?.finish(error)
         gate?.close(error)
