@@ -12,7 +12,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var session: NGHTTP2Session!
     private var context: ChannelHandlerContext!
     private var streams: [Int32: ClientStream] = [:]
-    private var flushScheduled = false
+    private let pump = SessionPump()
     /// No new streams after GOAWAY or close.
     private(set) var isClosing = false
     let closing: @Sendable () -> Void
@@ -84,23 +84,17 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func flush() {
-        flushScheduled = false
-        guard let context, let session, context.channel.isActive, context.channel.isWritable else { return }
-        var out = context.channel.allocator.buffer(capacity: 512)
         do {
-            try session.send { out.writeBytes($0) }
+            try pump.flush(session, to: context)
         } catch {
-            context.close(promise: nil)
-            return
+            context?.close(promise: nil)
         }
-        if out.readableBytes > 0 { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
     }
 
     private func scheduleFlush() {
-        guard !flushScheduled, let context else { return }
-        flushScheduled = true
+        guard let context else { return }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.execute { handler.value.flush() }
+        pump.scheduleFlush(on: context.eventLoop) { handler.value.flush() }
     }
 
     // MARK: Streams (called on the event loop by the transport)

@@ -24,7 +24,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var session: NGHTTP2Session!
     private var context: ChannelHandlerContext!
     private var streams: [Int32: ServerRPC] = [:]
-    private var flushScheduled = false
+    private let pump = SessionPump()
     private var peer = "unknown"
     /// The client's verified certificate, when the connection is TLS and it sent one.
     private var clientCertificate: ClientCertificate?
@@ -202,24 +202,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     // MARK: Output
 
-    /// Writes what the session has to send, in one buffer per pass (nghttp2.h, `nghttp2_session_mem_send`:
-    /// buffer up small chunks). Stops while the socket is not writable; `channelWritabilityChanged` resumes it.
+    /// Writes what the session has to send (``SessionPump``), then closes once the session is done.
     private func flush() {
-        flushScheduled = false
-        guard let context, let session, context.channel.isActive else { return }
-        guard context.channel.isWritable else { return }
-        // Room for a unary call's three frames, so that they are not copied as the buffer grows; below
-        // glibc's large-chunk size (1 KiB), whose allocation consolidates its free lists each time.
-        var out = context.channel.allocator.buffer(capacity: 512)
         do {
-            try session.send { out.writeBytes($0) }
+            guard try pump.flush(session, to: context) else { return }
         } catch {
             logger.debug("HTTP/2 session failed; closing", metadata: ["error": "\(error)"])
-            context.close(promise: nil)
+            context?.close(promise: nil)
             return
-        }
-        if out.readableBytes > 0 {
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         }
         if !session.wantsRead && !session.wantsWrite || shutdown == .goAwaySent && streams.isEmpty {
             closeAfterFinalWrites()
@@ -240,10 +230,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// A flush later in this event-loop turn: work arriving from several RPC tasks goes out in one write.
     private func scheduleFlush() {
-        guard !flushScheduled, let context else { return }
-        flushScheduled = true
+        guard let context else { return }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.execute { handler.value.flush() }
+        pump.scheduleFlush(on: context.eventLoop) { handler.value.flush() }
     }
 
     // MARK: Session events
