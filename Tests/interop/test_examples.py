@@ -12,8 +12,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def test_profile_service_example_runs_against_a_gateway(binaries, pb2, tmp_path):
     examples = ROOT / "Examples"
-    build = subprocess.run(["swift", "build", "--package-path", str(examples), "--product", "profile-service"],
-                           capture_output=True, timeout=1200)
+    # Without the manifest cache: SwiftPM reuses its build plan until a manifest changes, so a source file
+    # added to this package (the example's path dependency) would be missing from a build left from before.
+    build = subprocess.run(["swift", "build", "--package-path", str(examples), "--product", "profile-service",
+                            "--disable-build-manifest-caching"], capture_output=True, timeout=1200)
     assert build.returncode == 0, build.stdout.decode()[-4000:] + build.stderr.decode()[-4000:]
     bin_dir = subprocess.run(["swift", "build", "--package-path", str(examples), "--show-bin-path"],
                              capture_output=True, check=True).stdout.decode().strip()
