@@ -11,10 +11,27 @@ enum MessageEncoding: String, Sendable, CaseIterable {
     static let acceptHeader = "identity, deflate, gzip"
 
     /// The first coding in a `grpc-accept-encoding` list we can use for responses, identity excluded.
+    /// Read on the UTF-8 in place: every call has this header, and splitting it into trimmed strings
+    /// (an allocation per coding) was 2% of an authenticated call's CPU (perf, PublishEvent).
     static func preferred(fromAcceptHeader header: String?) -> MessageEncoding? {
-        guard let header else { return nil }
-        let offered = header.split(separator: ",").map { $0.trimmingSpaces }
-        return offered.contains("gzip") ? .gzip : offered.contains("deflate") ? .deflate : nil
+        guard var header else { return nil }
+        return header.withUTF8 { bytes in
+            var offersDeflate = false
+            var start = 0
+            while start <= bytes.count {
+                var end = start
+                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                var first = start
+                var last = end
+                while first < last, bytes[first] == 0x20 || bytes[first] == 0x09 { first += 1 }
+                while last > first, bytes[last - 1] == 0x20 || bytes[last - 1] == 0x09 { last -= 1 }
+                let coding = UnsafeBufferPointer(rebasing: bytes[first..<last])
+                if coding.elementsEqual("gzip".utf8) { return .gzip }
+                if coding.elementsEqual("deflate".utf8) { offersDeflate = true }
+                start = end + 1
+            }
+            return offersDeflate ? .deflate : nil
+        }
     }
 
     fileprivate var windowBits: Int32 {
