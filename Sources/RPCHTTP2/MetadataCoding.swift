@@ -37,7 +37,7 @@ enum MetadataCoding {
     static func printableTrimmed(_ value: String) -> String? {
         var copy = value
         let bounds: Range<Int>? = copy.withUTF8 { bytes in
-            guard bytes.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else { return nil }
+            guard isPrintableASCII(bytes) else { return nil }
             var start = 0
             var end = bytes.count
             while start < end, bytes[start] == 0x20 { start += 1 }
@@ -47,6 +47,30 @@ enum MetadataCoding {
         guard let bounds else { return nil }
         if bounds.count == value.utf8.count { return value }
         return copy.withUTF8 { String(decoding: UnsafeBufferPointer(rebasing: $0[bounds]), as: UTF8.self) }
+    }
+
+    /// Every byte is printable ASCII (0x20–0x7E). Eight bytes at a time (the bit tests of Sean Anderson's "Bit
+    /// Twiddling Hacks", "Determine if a word has a byte less than n"): the byte loop over an 800-byte
+    /// `authorization` value was close to 2% of an authenticated call's CPU.
+    static func isPrintableASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highBits: UInt64 = 0x8080_8080_8080_8080
+        let raw = UnsafeRawBufferPointer(bytes)
+        var offset = 0
+        while offset + 8 <= raw.count {
+            let word = raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            // A byte of 0x80 or more; below 0x20 (exact once no byte has its high bit); 0x7F (zero after the XOR).
+            let below = (word &- 0x20 &* ones) & ~word & highBits
+            let delete = word ^ (0x7F &* ones)
+            let isDelete = (delete &- ones) & ~delete & highBits
+            if word & highBits | below | isDelete != 0 { return false }
+            offset += 8
+        }
+        while offset < raw.count {
+            guard raw[offset] >= 0x20, raw[offset] <= 0x7E else { return false }
+            offset += 1
+        }
+        return true
     }
 
     /// Header fields for metadata being sent: `-bin` values base64 without padding. Reserved names and

@@ -61,6 +61,22 @@ struct WireFormatTests {
         #expect(MetadataCoding.printableTrimmed("a\u{7F}") == nil)
         #expect(MetadataCoding.printableTrimmed("caf\u{E9}") == nil)
     }
+
+    /// The word-at-a-time check finds a byte outside 0x20–0x7E wherever it is, and passes the two edges.
+    @Test(arguments: [0x00, 0x09, 0x1F, 0x7F, 0x80, 0xC3, 0xFF, 0x20, 0x7E] as [UInt8])
+    func printableCheckFindsEveryByteAtEveryOffset(byte: UInt8) {
+        let printable = byte >= 0x20 && byte <= 0x7E
+        for filler in [0x20, 0x61, 0x7E] as [UInt8] {
+            for length in [1, 7, 8, 9, 16, 31] {
+                for position in 0..<length {
+                    var bytes = [UInt8](repeating: filler, count: length)
+                    bytes[position] = byte
+                    let found = bytes.withUnsafeBufferPointer { MetadataCoding.isPrintableASCII($0) }
+                    #expect(found == printable, "byte \(byte) at \(position) of \(length) among \(filler)")
+                }
+            }
+        }
+    }
 }
 
 @Suite("message deframing")
@@ -162,6 +178,15 @@ struct MessageDeframerTests {
     }
 
     /// A small compressed message that inflates beyond the limit stops at the limit.
+    @Test(arguments: [
+        ("gzip", MessageEncoding.gzip), ("identity, deflate, gzip", .gzip), ("deflate,gzip", .gzip), (" deflate\t", .deflate),
+        ("identity,deflate", .deflate), ("identity", nil), ("", nil), (",,", nil), ("gzip2, xdeflate", nil), ("GZIP", nil),
+        ("snappy, deflate , identity", .deflate),
+    ] as [(String, MessageEncoding?)])
+    func responseEncodingIsPickedFromTheAcceptedList(header: String, expected: MessageEncoding?) {
+        #expect(MessageEncoding.preferred(fromAcceptHeader: header) == expected)
+    }
+
     @Test func decompressionStopsAtTheLimit() throws {
         let bomb = try #require(MessageEncoding.gzip.compress([UInt8](repeating: 0, count: 10 << 20)))
         var d = MessageDeframer(maxMessageSize: 4 << 20, encoding: .gzip)
