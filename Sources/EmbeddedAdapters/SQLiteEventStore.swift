@@ -12,7 +12,8 @@ public final class SQLiteEventStore: EventStore {
     }
 
     public func append(_ events: [PendingEvent]) async throws -> [AppendedEvent] {
-        let (appended, last) = try await database.write { db in try Self.append(events, in: db) }
+        // One event is one INSERT (after a read for its idempotency key), and nothing can fail after it.
+        let (appended, last) = try await database.write(singleChange: events.count == 1) { db in try Self.append(events, in: db) }
         appends.appended(through: last)
         return appended
     }

@@ -80,6 +80,42 @@ struct SQLiteGroupCommitTests {
         }
     }
 
+    /// Writes of one change each, without savepoints: a statement that fails (here a duplicate key) is undone
+    /// by SQLite alone, and the writes grouped with it commit.
+    @Test func singleChangeWritesFailAlone() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = "\(directory)/single.sqlite"
+            let database = try await SQLiteDatabase.open(path: path, migrations: Self.migrations)
+            let (held, release) = await Self.holdWriter(database) { db in try db.run("INSERT INTO t (n) VALUES (0)") }
+            try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for n in 1...100 {
+                    group.addTask {
+                        do {
+                            // Every tenth inserts 0 again, which the held write inserted.
+                            try await database.write(singleChange: true) { db in
+                                try db.run("INSERT INTO t (n) VALUES (?)", [.integer(n % 10 == 0 ? 0 : Int64(n))])
+                            }
+                            return (n, true)
+                        } catch is SQLiteError {
+                            return (n, false)
+                        }
+                    }
+                }
+                while database.waitingWrites < 100 { try await Task.sleep(for: .milliseconds(5)) }
+                let before = database.committedTransactions
+                release.signal()
+                try await held.value
+                var outcomes: [Int: Bool] = [:]
+                for try await (n, committed) in group { outcomes[n] = committed }
+                #expect(outcomes.filter { !$0.value }.keys.sorted() == Array(stride(from: 10, through: 100, by: 10)))
+                #expect(database.committedTransactions == before + 2)
+            }
+            let rows = try await database.read { db in try db.query("SELECT n FROM t ORDER BY n") { try $0.int64(0) } }
+            #expect(rows == [0] + (1...100).filter { $0 % 10 != 0 }.map(Int64.init))
+            try await database.close()
+        }
+    }
+
     /// Writes queued before `close` still commit; a write after it fails as closed.
     @Test func closeLetsQueuedWritesFinish() async throws {
         try await withTemporaryDirectory { directory in
