@@ -2,6 +2,8 @@
 /// Status-Message).
 enum GRPCStatusMessage {
     static func encode(_ message: String) -> String {
+        // Most messages need no escape: then no copy.
+        if message.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E && $0 != UInt8(ascii: "%") }) { return message }
         let hex = Array("0123456789ABCDEF".utf8)
         var out = [UInt8]()
         out.reserveCapacity(message.utf8.count)
