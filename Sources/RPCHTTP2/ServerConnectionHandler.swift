@@ -537,11 +537,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 handler.value.finish(stream: id, status: finalStatus, trailers: finalTrailers, message: response)
             }
         }
-        if let timeout {
-            rpc.deadlineTimer = loop.scheduleTask(in: TimeAmount(timeout)) {
-                handler.value.deadlineExpired(stream: id, serverLimit: limited ? timeout : nil)
-            }
-        }
+        // Its timer starts with the handler (`launchPendingHandlers`), not for a stream reset in this read.
+        rpc.timeLimit = timeout.map { (timeout: $0, serverLimit: limited ? $0 : nil) }
     }
 
     /// For handler tasks: runs `body` on the connection's loop, at once when the task is already there (it
@@ -552,15 +549,23 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// Starts the handler tasks of the streams this read opened and did not also close. A stream the client
     /// resets in the same read (the rapid reset attack, CVE-2023-44487: HEADERS then RST_STREAM, over and
-    /// over) so costs its parsing, not a task that runs its interceptors and handler to no one.
+    /// over) so costs its parsing, not a task that runs its interceptors and handler to no one, nor a
+    /// deadline timer (every call has one: the server's `maxCallDuration` when the client sets none).
     private func launchPendingHandlers() {
-        guard !pendingLaunches.isEmpty else { return }
+        guard !pendingLaunches.isEmpty, let loop = context?.eventLoop else { return }
         for rpc in pendingLaunches {
             guard let launch = rpc.launch else { continue }
             rpc.launch = nil
             guard rpc.state.isOpen else { continue }
             handlers.started()
             rpc.task = Task(executorPreference: handlerExecutor, operation: launch)
+            if let limit = rpc.timeLimit {
+                let handler = NIOLoopBound(self, eventLoop: loop)
+                let id = rpc.id
+                rpc.deadlineTimer = loop.scheduleTask(in: TimeAmount(limit.timeout)) {
+                    handler.value.deadlineExpired(stream: id, serverLimit: limit.serverLimit)
+                }
+            }
         }
         pendingLaunches.removeAll(keepingCapacity: true)
     }
@@ -913,6 +918,9 @@ final class ServerRPC {
     var path = ""
     /// Starts the handler (``task``): set up when the request's headers are complete, run at the end of the read.
     var launch: (@Sendable () async -> Void)?
+    /// The call's time limit (the client's deadline, or the server's limit when that comes first, then
+    /// `serverLimit`), and its timer once the handler runs.
+    var timeLimit: (timeout: Duration, serverLimit: Duration?)?
     var deadlineTimer: Scheduled<Void>?
     /// A plain HTTP body's bytes handed to nghttp2, and that count at the last stall check.
     var plainSent = 0
