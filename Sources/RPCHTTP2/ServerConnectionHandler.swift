@@ -238,7 +238,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     // MARK: Session events
 
     func beginHeaders(stream: Int32) {
-        headerBlockStartedAt = context?.eventLoop.now
+        // Session callbacks run inside `channelRead`, which has just read the clock: not once per stream.
+        headerBlockStartedAt = lastReadAt
         if streams[stream] == nil {
             streams[stream] = ServerRPC(id: stream, maxMessageSize: configuration.maxReceiveMessageSize)
             idleSince = nil
