@@ -93,8 +93,10 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private func scheduleFlush() {
         guard let context else { return }
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        pump.scheduleFlush(on: context.eventLoop) { handler.value.flush() }
+        pump.scheduleFlush(on: context.eventLoop) {
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            return { handler.value.flush() }
+        }
     }
 
     // MARK: Streams (called on the event loop by the transport)

@@ -231,8 +231,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// A flush later in this event-loop turn: work arriving from several RPC tasks goes out in one write.
     private func scheduleFlush() {
         guard let context else { return }
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        pump.scheduleFlush(on: context.eventLoop) { handler.value.flush() }
+        pump.scheduleFlush(on: context.eventLoop) {
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            return { handler.value.flush() }
+        }
     }
 
     // MARK: Session events

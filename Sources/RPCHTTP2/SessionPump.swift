@@ -23,11 +23,12 @@ final class SessionPump {
         return true
     }
 
-    /// Runs `flush` later in this event-loop turn, once for all who ask before it runs: work arriving from
-    /// several streams' tasks goes out in one write.
-    func scheduleFlush(on loop: any EventLoop, _ flush: @escaping @Sendable () -> Void) {
+    /// Runs a flush later in this event-loop turn, once for all who ask before it runs: work arriving from
+    /// several streams' tasks goes out in one write. `makeFlush` is called only when a flush is not already
+    /// scheduled (callers ask many times per turn).
+    func scheduleFlush(on loop: any EventLoop, _ makeFlush: () -> @Sendable () -> Void) {
         guard !flushScheduled else { return }
         flushScheduled = true
-        loop.execute(flush)
+        loop.execute(makeFlush())
     }
 }
