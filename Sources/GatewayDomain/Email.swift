@@ -42,7 +42,7 @@ public struct Email: Sendable, Hashable, CustomStringConvertible {
     private static func isLocalByte(_ b: UInt8) -> Bool {
         if b >= 0x80 { return true }
         if isAlphanumeric(b) { return true }
-        return Array("!#$%&'*+-/=?^_`{|}~.".utf8).contains(b)
+        return "!#$%&'*+-/=?^_`{|}~.".utf8.contains(b)
     }
 
     private static func isDomainByte(_ b: UInt8) -> Bool { b >= 0x80 || isAlphanumeric(b) || b == UInt8(ascii: "-") }
@@ -58,7 +58,12 @@ public struct Email: Sendable, Hashable, CustomStringConvertible {
 
 extension String {
     func trimmingASCIIWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        // Most values have nothing to trim: a first and last byte that are not ASCII whitespace begin and end
+        // characters that are not (a character equal to " " is that one scalar alone), so no copy is needed.
+        let isSpaceByte: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+        if let first = utf8.first, let last = utf8.last, !isSpaceByte(first), !isSpaceByte(last) { return self }
+        // "\r\n" is one Character.
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
         guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else {
             return ""
         }

@@ -77,6 +77,13 @@ import Testing
         }
     }
 
+    @Test func surroundingASCIIWhitespaceIsTrimmedIncludingCRLF() throws {
+        #expect(try Email("a@b.co\r\n").value == "a@b.co")
+        #expect(try Email("\t\r\n a@b.co \n").value == "a@b.co")
+        #expect(try Email("a@b.co").value == "a@b.co")
+        #expect(try DisplayName("Ada Lovelace\r\n").value == "Ada Lovelace")
+    }
+
     @Test func uniquenessIsCaseInsensitive() throws {
         #expect(try Email("Ada@Example.com").canonical == Email("ada@example.COM").canonical)
     }
