@@ -6,8 +6,20 @@ import Synchronization
 /// kept no longer than its token is valid. Bounded: when full, expired entries go, then an eighth of the rest
 /// (amortized constant time per insertion).
 final class VerificationCache: Sendable {
+    /// The token's kind and the SHA-256 of its bytes, held inline: neither the lookup nor the key allocates.
     struct Key: Hashable, Sendable {
-        var digest: [UInt8]
+        var kind: TokenKind
+        var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+        static func == (a: Key, b: Key) -> Bool { a.kind == b.kind && a.digest == b.digest }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(kind)
+            hasher.combine(digest.0)
+            hasher.combine(digest.1)
+            hasher.combine(digest.2)
+            hasher.combine(digest.3)
+        }
     }
 
     private let capacity: Int
@@ -18,7 +30,12 @@ final class VerificationCache: Sendable {
     }
 
     static func key(token: String, kind: TokenKind) -> Key {
-        Key(digest: Digest.sha256(Array((kind.rawValue + ":" + token).utf8)))
+        var key = Key(kind: kind)
+        var token = token
+        token.withUTF8 { bytes in
+            withUnsafeMutableBytes(of: &key.digest) { Digest.sha256(UnsafeRawBufferPointer(bytes), into: $0) }
+        }
+        return key
     }
 
     func principal(for key: Key, now: Int64, leeway: Int64) -> Principal? {

@@ -7,10 +7,18 @@ public enum Digest {
     nonisolated(unsafe) static let sha256Algorithm: OpaquePointer = EVP_MD_fetch(nil, "SHA256", nil)!
 
     public static func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
+        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+            sha256(bytes, into: UnsafeMutableRawBufferPointer(out))
+            count = 32
+        }
+    }
+
+    /// Writes the 32-byte digest of `bytes` to the start of `output` (at least 32 bytes), without allocating.
+    public static func sha256(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+        precondition(output.count >= 32, "SHA-256 needs 32 bytes of output")
         var length: UInt32 = 0
-        EVP_Digest(bytes.baseAddress, bytes.count, &out, &length, sha256Algorithm, nil)
-        return out
+        let result = EVP_Digest(bytes.baseAddress, bytes.count, output.baseAddress, &length, sha256Algorithm, nil)
+        precondition(result == 1 && length == 32, "SHA-256 failed (out of memory)")
     }
 
     public static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] {
