@@ -464,11 +464,34 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         rpc.headerFields = []
     }
 
+    /// A gRPC request's headers are complete and routed: what its DATA frames need (the deframer and the
+    /// handler's inbox) is set up now; the rest waits for ``launchPendingHandlers``.
     private func run(_ rpc: ServerRPC, head: ServerRequestHead, route: RPCRoute) {
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
         let id = rpc.id
-        // The client's deadline, or the server's limit when that comes first (or the client set none).
+        rpc.state.open(.rpc)
+        rpc.path = head.path
+        rpc.inbound = InboundMessages(
+            maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding,
+            reserveAbove: Int(configuration.streamWindowSize)
+        )
+        rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
+        // Always a loop task: the inbox also calls this from `push`, inside a session callback.
+        rpc.inbox = StreamInbox<[UInt8]>(batch: Int(configuration.streamWindowSize / 4), budget: receiveBudget) {
+            loop.execute { handler.value.giveBackWindow(stream: id) }
+        }
+        rpc.call = (head, route)
+        pendingLaunches.append(rpc)
+    }
+
+    /// Starts the handler of a stream this read opened: its context, its writer, its task, and the timer of
+    /// its time limit (the client's deadline, or the server's limit when that comes first or the client set
+    /// none).
+    private func launch(_ rpc: ServerRPC, head: ServerRequestHead, route: RPCRoute, on loop: any EventLoop) {
+        guard let inbox = rpc.inbox else { return }
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        let id = rpc.id
         let limited = configuration.maxCallDuration.map { limit in head.timeout.map { $0 > limit } ?? true } ?? false
         let timeout = limited ? configuration.maxCallDuration : head.timeout
         let deadline = timeout.map { ContinuousClock.now + $0 }
@@ -478,19 +501,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             deadline: deadline, responseMetadata: responseMetadata, requestEncoding: head.encoding?.rawValue,
             authority: head.authority, clientCertificate: clientCertificate
         )
-        rpc.state.open(.rpc)
-        rpc.path = head.path
-        rpc.inbound = InboundMessages(
-            maxMessageSize: configuration.maxReceiveMessageSize, encoding: head.encoding,
-            reserveAbove: Int(configuration.streamWindowSize)
-        )
-        rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
         rpc.responseMetadata = responseMetadata
-        // Always a loop task: the inbox also calls this from `push`, inside a session callback.
-        let inbox = StreamInbox<[UInt8]>(batch: Int(configuration.streamWindowSize / 4), budget: receiveBudget) {
-            loop.execute { handler.value.giveBackWindow(stream: id) }
-        }
-        rpc.inbox = inbox
         let gate = OutboundGate(
             highWater: configuration.streamSendBufferSize, lowWater: configuration.streamSendBufferSize / 4, budget: sendBudget
         )
@@ -516,8 +527,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let inbound = RPCAsyncSequence { try await inbox.next() }
         let logger = self.logger
         let handlers = self.handlers
-        pendingLaunches.append(rpc)
-        rpc.launch = {
+        handlers.started()
+        rpc.task = Task(executorPreference: handlerExecutor) { @Sendable in
             defer { handlers.finished() }
             var status = Status.ok
             var trailers = Metadata()
@@ -540,8 +551,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 handler.value.finish(stream: id, status: finalStatus, trailers: finalTrailers, message: response)
             }
         }
-        // Its timer starts with the handler (`launchPendingHandlers`), not for a stream reset in this read.
-        rpc.timeLimit = timeout.map { (timeout: $0, serverLimit: limited ? $0 : nil) }
+        if let timeout {
+            rpc.deadlineTimer = loop.scheduleTask(in: TimeAmount(timeout)) {
+                handler.value.deadlineExpired(stream: id, serverLimit: limited ? timeout : nil)
+            }
+        }
     }
 
     /// For handler tasks: runs `body` on the connection's loop, at once when the task is already there (it
@@ -550,25 +564,18 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         if loop.inEventLoop { body() } else { loop.execute(body) }
     }
 
-    /// Starts the handler tasks of the streams this read opened and did not also close. A stream the client
-    /// resets in the same read (the rapid reset attack, CVE-2023-44487: HEADERS then RST_STREAM, over and
-    /// over) so costs its parsing, not a task that runs its interceptors and handler to no one, nor a
-    /// deadline timer (every call has one: the server's `maxCallDuration` when the client sets none).
+    /// Starts the handlers of the streams this read opened and did not also close. A stream the client resets
+    /// in the same read (the rapid reset attack, CVE-2023-44487: HEADERS then RST_STREAM, over and over) so
+    /// costs its parsing, not a context, a writer and a task that runs its interceptors and handler to no
+    /// one, nor a deadline timer (every call has one: the server's `maxCallDuration` when the client sets
+    /// none).
     private func launchPendingHandlers() {
         guard !pendingLaunches.isEmpty, let loop = context?.eventLoop else { return }
         for rpc in pendingLaunches {
-            guard let launch = rpc.launch else { continue }
-            rpc.launch = nil
+            guard let call = rpc.call else { continue }
+            rpc.call = nil
             guard rpc.state.isOpen else { continue }
-            handlers.started()
-            rpc.task = Task(executorPreference: handlerExecutor, operation: launch)
-            if let limit = rpc.timeLimit {
-                let handler = NIOLoopBound(self, eventLoop: loop)
-                let id = rpc.id
-                rpc.deadlineTimer = loop.scheduleTask(in: TimeAmount(limit.timeout)) {
-                    handler.value.deadlineExpired(stream: id, serverLimit: limit.serverLimit)
-                }
-            }
+            launch(rpc, head: call.head, route: call.route, on: loop)
         }
         pendingLaunches.removeAll(keepingCapacity: true)
     }
@@ -714,9 +721,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private func fail(_ rpc: ServerRPC, _ status: Status) {
         guard rpc.state.isOpenRPC else { return }
         rpc.responseMetadata?.endedByTransport = status
-        if rpc.launch != nil {
+        if rpc.call != nil {
             // Failed in the read that opened it: its handler never starts, so no interceptor sees the call.
-            rpc.launch = nil
+            rpc.call = nil
             refusals?.refused(path: rpc.path, status: status, peer: peer)
         }
         rpc.task?.cancel()
@@ -919,11 +926,10 @@ final class ServerRPC {
     var task: Task<Void, Never>?
     /// The request's `:path`, once it runs.
     var path = ""
-    /// Starts the handler (``task``): set up when the request's headers are complete, run at the end of the read.
-    var launch: (@Sendable () async -> Void)?
-    /// The call's time limit (the client's deadline, or the server's limit when that comes first, then
-    /// `serverLimit`), and its timer once the handler runs.
-    var timeLimit: (timeout: Duration, serverLimit: Duration?)?
+    /// The request's head and route, from its complete headers until its handler starts (``task``), at the
+    /// end of the read.
+    var call: (head: ServerRequestHead, route: RPCRoute)?
+    /// The timer of the call's time limit, once the handler runs.
     var deadlineTimer: Scheduled<Void>?
     /// A plain HTTP body's bytes handed to nghttp2, and that count at the last stall check.
     var plainSent = 0
@@ -938,7 +944,7 @@ final class ServerRPC {
     /// The stream is gone (reset, connection lost, shutdown): stop the handler and its writers.
     func abandon(_ error: RPCError) {
         stallCheck?.cancel()
-        launch = nil
+        call = nil
         guard state.isOpen || task != nil else { return }
         state.close()
         task?.cancel()
