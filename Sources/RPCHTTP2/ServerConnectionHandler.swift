@@ -285,11 +285,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func data(stream: Int32, bytes: UnsafeRawBufferPointer) {
-        guard let rpc = streams[stream], rpc.state.isOpenRPC, let inbox = rpc.inbox else {
+        guard let rpc = streams[stream], rpc.state.isOpenRPC else {
             // A stream we answered already: its bytes still count against the connection window.
             session.consume(stream: stream, bytes: bytes.count)
             return
         }
+        let inbox = inbox(of: rpc)
         do {
             try rpc.inbound.receive(bytes) { message, cost, reserved in
                 inbox.push(.init(element: message, cost: cost, reserved: reserved))
@@ -464,12 +465,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         rpc.headerFields = []
     }
 
-    /// A gRPC request's headers are complete and routed: what its DATA frames need (the deframer and the
-    /// handler's inbox) is set up now; the rest waits for ``launchPendingHandlers``.
+    /// A gRPC request's headers are complete and routed: its deframer is set up now, its inbox with its first
+    /// bytes (``inbox(of:)``), the rest when its handler launches (``launchPendingHandlers``).
     private func run(_ rpc: ServerRPC, head: ServerRequestHead, route: RPCRoute) {
-        let loop = context.eventLoop
-        let handler = NIOLoopBound(self, eventLoop: loop)
-        let id = rpc.id
         rpc.state.open(.rpc)
         rpc.path = head.path
         rpc.inbound = InboundMessages(
@@ -477,19 +475,30 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             reserveAbove: Int(configuration.streamWindowSize)
         )
         rpc.responseEncoding = MessageEncoding.preferred(fromAcceptHeader: head.acceptEncoding)
-        // Always a loop task: the inbox also calls this from `push`, inside a session callback.
-        rpc.inbox = StreamInbox<[UInt8]>(batch: Int(configuration.streamWindowSize / 4), budget: receiveBudget) {
-            loop.execute { handler.value.giveBackWindow(stream: id) }
-        }
         rpc.call = (head, route)
         pendingLaunches.append(rpc)
+    }
+
+    /// The handler's inbox of request messages, made with the request's first bytes, its end, or the
+    /// handler's launch, whichever comes first: a stream reset before any of them (rapid reset) needs none.
+    private func inbox(of rpc: ServerRPC) -> StreamInbox<[UInt8]> {
+        if let inbox = rpc.inbox { return inbox }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        let id = rpc.id
+        // Always a loop task: the inbox also calls this from `push`, inside a session callback.
+        let inbox = StreamInbox<[UInt8]>(batch: Int(configuration.streamWindowSize / 4), budget: receiveBudget) {
+            loop.execute { handler.value.giveBackWindow(stream: id) }
+        }
+        rpc.inbox = inbox
+        return inbox
     }
 
     /// Starts the handler of a stream this read opened: its context, its writer, its task, and the timer of
     /// its time limit (the client's deadline, or the server's limit when that comes first or the client set
     /// none).
     private func launch(_ rpc: ServerRPC, head: ServerRequestHead, route: RPCRoute, on loop: any EventLoop) {
-        guard let inbox = rpc.inbox else { return }
+        let inbox = inbox(of: rpc)
         let handler = NIOLoopBound(self, eventLoop: loop)
         let id = rpc.id
         let limited = configuration.maxCallDuration.map { limit in head.timeout.map { $0 > limit } ?? true } ?? false
@@ -738,7 +747,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func requestEnded(_ rpc: ServerRPC) {
-        guard rpc.state.endRequest(), let inbox = rpc.inbox else { return }
+        guard rpc.state.endRequest() else { return }
+        // A call whose request ends before any byte of it came (a client may send none) needs its inbox now;
+        // a stream already answered, or plain HTTP, has none to end.
+        guard let inbox = rpc.inbox ?? (rpc.state.isOpenRPC ? inbox(of: rpc) : nil) else { return }
         do {
             try rpc.inbound.deframer.finish()
         } catch {
