@@ -99,6 +99,7 @@ struct InboundMessages {
             }
             reserved = budget == nil ? 0 : 5 + length
             awaitsCredit = false
+            if budget != nil { deframer.reserveMessage() }
         }
         defer { givenBack = pending }
         return pending - givenBack

@@ -119,6 +119,61 @@ struct MessageDeframerTests {
         try d.finish()
     }
 
+    /// A message whose size the receive budget holds arrives into one array of its declared length, in
+    /// pieces of any size; what follows it in the same piece is the next message.
+    @Test(arguments: [1, 5, 1000, 16_384, 1 << 20])
+    func aReservedMessageArrivesWholeInPiecesOfAnySize(piece: Int) throws {
+        var d = MessageDeframer(maxMessageSize: 1 << 20, encoding: nil)
+        let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let wire = frame(payload) + frame([1, 2, 3])
+        feed(&d, Array(wire[..<100]))
+        #expect(try d.next() == nil)
+        d.reserveMessage()
+        #expect(d.pendingBytes == 100 && d.pendingMessageLength == payload.count)
+        var offset = 100
+        var messages: [[UInt8]] = []
+        while offset < wire.count {
+            let end = min(offset + piece, wire.count)
+            wire[offset..<end].withUnsafeBytes { d.append($0) }
+            offset = end
+            while let m = try d.next() { messages.append(m.bytes) }
+            #expect(d.pendingBytes == offset - messages.reduce(0) { $0 + 5 + $1.count })
+        }
+        #expect(messages.count == 2 && messages.first == payload && messages.last == [1, 2, 3])
+        try d.finish()
+    }
+
+    @Test func aReservedMessageFailsWhenCompleteAndStillCounts() throws {
+        var d = MessageDeframer(maxMessageSize: 1 << 20, encoding: nil)
+        let wire = frame([UInt8](repeating: 1, count: 100_000), flag: 1)
+        feed(&d, Array(wire[..<10]))
+        d.reserveMessage()
+        #expect(throws: MessageDeframer.Failure.truncated) { try d.finish() }
+        feed(&d, Array(wire[10...]))
+        #expect(throws: MessageDeframer.Failure.compressedWithoutEncoding) { try d.next() }
+        #expect(d.pendingBytes == wire.count, "its bytes are given back when the stream ends")
+    }
+
+    /// A 3 MiB message in 16 KiB DATA chunks took a buffer of 4 MiB, doubling as it filled (each time into
+    /// fresh pages), and was then copied out of it. Once the budget holds its size, it takes its size.
+    @Test func aMessageLargerThanTheWindowTakesItsOwnSize() throws {
+        let budget = ReceiveBudget(limit: 32 << 20) {}
+        var inbound = InboundMessages(maxMessageSize: 4 << 20, encoding: nil, reserveAbove: 65_536)
+        let payload = [UInt8](repeating: 5, count: 3 << 20)
+        let wire = frame(payload)
+        var received: [UInt8]?
+        var peak = 0
+        for start in stride(from: 0, to: wire.count, by: 16_384) {
+            try wire[start..<min(start + 16_384, wire.count)].withUnsafeBytes { bytes in
+                try inbound.receive(bytes) { message, _, _ in received = message }
+            }
+            _ = inbound.settle(budget: budget) { true }
+            peak = max(peak, inbound.deframer.retainedBytes)
+        }
+        #expect(received == payload)
+        #expect(peak < payload.count + 65_536, "held \(peak) bytes")
+    }
+
     @Test func manyMessagesInOneChunkAndZeroLength() throws {
         var d = MessageDeframer(maxMessageSize: 1 << 20, encoding: nil)
         feed(&d, frame([]) + frame([1]) + frame([2, 3]) + frame([]))
