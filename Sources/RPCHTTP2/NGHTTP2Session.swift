@@ -226,27 +226,33 @@ final class NGHTTP2Session {
         if rv != 0 { throw Error(code: rv) }
     }
 
-    /// Lays the header fields out as nghttp2 name-value pairs (nghttp2 copies them before returning).
+    /// Lays the header fields out as nghttp2 name-value pairs (nghttp2 copies them before returning), in
+    /// temporary storage (on the stack for a response's few fields: this ran twice per call, and its three
+    /// arrays were six of a unary call's allocations).
     private func withHeaderFields(
         _ headers: [(String, String)],
         _ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> Int32
     ) throws {
-        var storage = [UInt8]()
-        storage.reserveCapacity(headers.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
-        var ranges: [(Int, Int, Int, Int)] = []
-        for (name, value) in headers {
-            let n = storage.count
-            storage += name.utf8
-            let v = storage.count
-            storage += value.utf8
-            ranges.append((n, v - n, v, storage.count - v))
-        }
-        let rv = storage.withUnsafeMutableBufferPointer { bytes in
-            var nva = ranges.map { r in
-                nghttp2_nv(name: bytes.baseAddress! + r.0, value: bytes.baseAddress! + r.2,
-                           namelen: r.1, valuelen: r.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        let size = headers.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count }
+        let rv = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(size, 1)) { bytes in
+            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
+                var offset = 0
+                func place(_ text: String) -> (UnsafeMutablePointer<UInt8>, Int) {
+                    let start = bytes.baseAddress! + offset
+                    let (_, end) = UnsafeMutableBufferPointer(rebasing: bytes[offset...]).initialize(from: text.utf8)
+                    offset += end
+                    return (start, end)
+                }
+                for (index, (name, value)) in headers.enumerated() {
+                    let (namePointer, nameLength) = place(name)
+                    let (valuePointer, valueLength) = place(value)
+                    (nva.baseAddress! + index).initialize(to: nghttp2_nv(
+                        name: namePointer, value: valuePointer, namelen: nameLength, valuelen: valueLength,
+                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                    ))
+                }
+                return body(nva.baseAddress!, headers.count)
             }
-            return nva.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
         }
         try check(rv)
     }

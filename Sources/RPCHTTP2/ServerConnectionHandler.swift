@@ -368,7 +368,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         // After `abandon`, whose error its writers get; this only closes a gate still open (a call that
         // had ended), and takes what the stream left unsent out of the connection's send budget.
-        rpc.gate?.discardQueued(RPCError(code: .cancelled, message: "the stream is closed"))
+        rpc.gate?.discardQueued(Self.streamClosedError)
         if let inbox = rpc.inbox {
             let queued = inbox.releaseAll()
             let partial = rpc.inbound.abandon()
@@ -567,6 +567,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
+    /// What a writer gets after its call ended, or its stream closed; made once, not boxed per call.
+    private static let callEndedError: any Error = RPCError(code: .internal, message: "the call has ended")
+    private static let streamClosedError: any Error = RPCError(code: .cancelled, message: "the stream is closed")
+
     /// For handler tasks: runs `body` on the connection's loop, at once when the task is already there (it
     /// then runs as a task of the loop's own, never inside a session callback), else as a task enqueued there.
     private static func onLoop(_ loop: any EventLoop, _ body: @escaping @Sendable () -> Void) {
@@ -707,7 +711,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             session.resumeData(stream: stream)
         }
         rpc.deadlineTimer?.cancel()
-        rpc.gate?.close(RPCError(code: .internal, message: "the call has ended"))
+        rpc.gate?.close(Self.callEndedError)
         var fields = [("grpc-status", String(status.code.rawValue))]
         if !status.message.isEmpty { fields.append(("grpc-message", GRPCStatusMessage.encode(status.message))) }
         if rpc.state.finish(trailers: fields + MetadataCoding.headers(for: trailers)) {
