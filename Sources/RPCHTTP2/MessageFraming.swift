@@ -36,6 +36,7 @@ struct MessageDeframer {
     }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return }
         var bytes = bytes
         // Not bound to a local: a second reference to the body would make the append copy it.
         if reserved != nil, reserved!.body.count < reserved!.length {
@@ -59,6 +60,22 @@ struct MessageDeframer {
         if let reserved { return reserved.length }
         guard buffer.readableBytes >= 5 else { return nil }
         return buffer.getInteger(at: buffer.readerIndex + 1, as: UInt32.self).map(Int.init)
+    }
+
+    /// A whole message at the start of `bytes`, with nothing buffered before it, copied once straight out of
+    /// them (a unary request arrives so: buffering it first cost a copy and an allocation); `bytes` then
+    /// starts after it. Nil when nothing is whole there: the caller appends what is left. On a failure
+    /// `bytes` still starts at the failing message, which the caller appends, so that its bytes count.
+    mutating func whole(from bytes: inout UnsafeRawBufferPointer) throws(Failure) -> Message? {
+        guard pendingBytes == 0, bytes.count >= 5 else { return nil }
+        let flag = bytes[0]
+        guard flag <= 1 else { throw .invalidFlag(flag) }
+        let length = Int(bytes[1]) << 24 | Int(bytes[2]) << 16 | Int(bytes[3]) << 8 | Int(bytes[4])
+        guard length <= maxMessageSize else { throw .tooLarge(length: length, limit: maxMessageSize) }
+        guard bytes.count >= 5 + length else { return nil }
+        let message = try decoded(Array(UnsafeRawBufferPointer(rebasing: bytes[5..<(5 + length)])), flag: flag)
+        bytes = UnsafeRawBufferPointer(rebasing: bytes[(5 + length)...])
+        return Message(bytes: message, wireSize: 5 + length)
     }
 
     /// The receive budget holds room for all of the message that has started (its prefix is in, its length

@@ -75,13 +75,24 @@ struct InboundMessages {
         _ bytes: UnsafeRawBufferPointer,
         deliver: (_ message: [UInt8], _ cost: Int, _ reserved: Int) -> Void
     ) throws(MessageDeframer.Failure) {
-        deframer.append(bytes)
-        while let message = try deframer.next() {
-            deliver(message.bytes, message.wireSize - givenBack, reserved)
-            givenBack = 0
-            reserved = 0
-            awaitsCredit = false
+        var rest = bytes
+        do {
+            while let message = try deframer.whole(from: &rest) { delivered(message, deliver) }
+        } catch {
+            deframer.append(rest)
+            throw error
         }
+        deframer.append(rest)
+        while let message = try deframer.next() { delivered(message, deliver) }
+    }
+
+    private mutating func delivered(
+        _ message: MessageDeframer.Message, _ deliver: (_ message: [UInt8], _ cost: Int, _ reserved: Int) -> Void
+    ) {
+        deliver(message.bytes, message.wireSize - givenBack, reserved)
+        givenBack = 0
+        reserved = 0
+        awaitsCredit = false
     }
 
     /// The bytes of the message still arriving to give back now: those not given back yet, once the message
