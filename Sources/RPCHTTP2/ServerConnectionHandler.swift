@@ -40,6 +40,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var lifetimeTimers: [LifetimeTimer: Scheduled<Void>] = [:]
     /// Streams opened during the read being processed, whose handler tasks start when it is done.
     private var pendingLaunches: [ServerRPC] = []
+    /// Header names and values this client sent on its last calls, reused for identical bytes.
+    private var recentHeaderStrings = RecentHeaderStrings()
     /// When the header block under way began (HEADERS without END_HEADERS, awaiting CONTINUATION): nothing
     /// else may come on the connection until it ends, so one that never ends must not hold it.
     private var headerBlockStartedAt: NIODeadline?
@@ -266,7 +268,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         // A request has about eight fields: one allocation instead of one per doubling.
         if rpc.headerFields.isEmpty { rpc.headerFields.reserveCapacity(8) }
-        rpc.headerFields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        let nameString = recentHeaderStrings.string(name)
+        let valueString = RecentHeaderStrings.mayKeep(nameString) ? recentHeaderStrings.string(value) : String(decoding: value, as: UTF8.self)
+        rpc.headerFields.append((nameString, valueString))
         return .accept
     }
 
@@ -975,5 +979,39 @@ extension TimeAmount {
         let (seconds, attoseconds) = duration.components
         self = .nanoseconds(seconds.multipliedReportingOverflow(by: 1_000_000_000).overflow
             ? .max : seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// The strings a connection's last requests had for their longer header names and values (`:path`,
+/// `content-type`, `user-agent`, `grpc-accept-encoding`…): a client sends the same ones on every call, and a
+/// string of more than 15 UTF-8 bytes is allocated, so identical bytes reuse the string made before (three to
+/// five allocations per call). Values of other fields are never kept: they may be credentials.
+struct RecentHeaderStrings {
+    private var strings: [String] = []
+    private var next = 0
+    private static let capacity = 8
+
+    /// Fields whose values may be kept; names are always.
+    static func mayKeep(_ name: String) -> Bool {
+        switch name {
+        case ":path", ":authority", "content-type", "user-agent", "te", "grpc-accept-encoding", "grpc-encoding": true
+        default: false
+        }
+    }
+
+    mutating func string(_ bytes: UnsafeRawBufferPointer) -> String {
+        // Up to 15 bytes a string is held inline: nothing to save.
+        guard bytes.count > 15 else { return String(decoding: bytes, as: UTF8.self) }
+        for var kept in strings where kept.utf8.count == bytes.count {
+            if kept.withUTF8({ $0.elementsEqual(bytes) }) { return kept }
+        }
+        let made = String(decoding: bytes, as: UTF8.self)
+        if strings.count < Self.capacity {
+            strings.append(made)
+        } else {
+            strings[next] = made
+            next = (next + 1) % Self.capacity
+        }
+        return made
     }
 }

@@ -62,6 +62,23 @@ struct WireFormatTests {
         #expect(MetadataCoding.printableTrimmed("caf\u{E9}") == nil)
     }
 
+    @Test func repeatedHeaderStringsAreReusedAndNeverCredentials() {
+        var recent = RecentHeaderStrings()
+        func make(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { recent.string($0) } }
+        func address(_ text: String) -> UnsafeRawPointer? { var text = text; return text.withUTF8 { UnsafeRawPointer($0.baseAddress) } }
+        let path = Array("/grpc.testing.TestService/UnaryCall".utf8)
+        let first = make(path)
+        #expect(first == "/grpc.testing.TestService/UnaryCall")
+        #expect(address(make(path)) == address(first), "the same bytes reuse the string made before")
+        for i in 0..<20 { #expect(make(Array("/a.very.long.service.Name/M\(i)".utf8)) == "/a.very.long.service.Name/M\(i)") }
+        #expect(make(path) == first)
+        let invalid: [UInt8] = Array(repeating: 0x61, count: 16) + [0xFF]
+        #expect(make(invalid) == String(decoding: invalid, as: UTF8.self))
+        #expect(make(invalid) == String(decoding: invalid, as: UTF8.self))
+        #expect(!RecentHeaderStrings.mayKeep("authorization") && !RecentHeaderStrings.mayKeep("cookie"))
+        #expect(RecentHeaderStrings.mayKeep(":path") && RecentHeaderStrings.mayKeep("content-type"))
+    }
+
     /// The word-at-a-time check finds a byte outside 0x20–0x7E wherever it is, and passes the two edges.
     @Test(arguments: [0x00, 0x09, 0x1F, 0x7F, 0x80, 0xC3, 0xFF, 0x20, 0x7E] as [UInt8])
     func printableCheckFindsEveryByteAtEveryOffset(byte: UInt8) {
@@ -152,6 +169,25 @@ struct MessageDeframerTests {
         feed(&d, Array(wire[10...]))
         #expect(throws: MessageDeframer.Failure.compressedWithoutEncoding) { try d.next() }
         #expect(d.pendingBytes == wire.count, "its bytes are given back when the stream ends")
+    }
+
+    /// Whole messages at the start of a chunk are taken straight from it; the rest is buffered, and a whole
+    /// message that fails still counts as received, so the stream's end gives its bytes back.
+    @Test func wholeMessagesComeStraightFromTheChunkAndFailuresStillCount() throws {
+        var inbound = InboundMessages(maxMessageSize: 1 << 20, encoding: nil)
+        let third = frame([7, 8, 9, 10])
+        let chunk = frame([1]) + frame([2, 3]) + third[..<6]
+        var received: [[UInt8]] = []
+        try chunk.withUnsafeBytes { try inbound.receive($0) { message, cost, _ in received.append(message); #expect(cost == 5 + message.count) } }
+        #expect(received == [[1], [2, 3]] && inbound.deframer.pendingBytes == 6)
+        try third[6...].withUnsafeBytes { try inbound.receive($0) { message, _, _ in received.append(message) } }
+        #expect(received.last == [7, 8, 9, 10] && inbound.deframer.pendingBytes == 0)
+
+        let bad = frame([1, 2, 3], flag: 1)
+        #expect(throws: MessageDeframer.Failure.compressedWithoutEncoding) {
+            try bad.withUnsafeBytes { try inbound.receive($0) { _, _, _ in Issue.record("delivered") } }
+        }
+        #expect(inbound.abandon().window == bad.count)
     }
 
     /// A 3 MiB message in 16 KiB DATA chunks took a buffer of 4 MiB, doubling as it filled (each time into
