@@ -716,15 +716,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         rpc.deadlineTimer?.cancel()
         rpc.gate?.close(Self.callEndedError)
-        var fields = [("grpc-status", String(status.code.rawValue))]
-        if !status.message.isEmpty { fields.append(("grpc-message", GRPCStatusMessage.encode(status.message))) }
-        if rpc.state.finish(trailers: fields + MetadataCoding.headers(for: trailers)) {
+        if rpc.state.finish(trailers: Self.statusFields(status, metadata: trailers)) {
             session.resumeData(stream: stream)
         } else {
             // Trailers-Only (gRPC PROTOCOL-HTTP2.md, "Responses"); initial metadata joins the trailers.
             var metadata = rpc.responseMetadata?.takeInitial() ?? [:]
             metadata.add(contentsOf: trailers)
-            let headers = [(":status", "200"), ("content-type", "application/grpc")] + fields + MetadataCoding.headers(for: metadata)
+            let headers = Self.statusFields(status, metadata: metadata, trailersOnly: true)
             do {
                 try session.submitHeaders(stream: stream, headers, body: false)
             } catch {
@@ -732,6 +730,22 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             }
         }
         scheduleFlush()
+    }
+
+    /// `grpc-status`, `grpc-message` when there is one, then `metadata`, in one array (after `:status` and
+    /// `content-type` for a Trailers-Only response).
+    private static func statusFields(_ status: Status, metadata: Metadata, trailersOnly: Bool = false) -> [(String, String)] {
+        let custom = MetadataCoding.headers(for: metadata)
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(4 + custom.count)
+        if trailersOnly {
+            fields.append((":status", "200"))
+            fields.append(("content-type", "application/grpc"))
+        }
+        fields.append(("grpc-status", String(status.code.rawValue)))
+        if !status.message.isEmpty { fields.append(("grpc-message", GRPCStatusMessage.encode(status.message))) }
+        fields += custom
+        return fields
     }
 
     /// Ends an RPC on the server's initiative (bad message, deadline): the handler is cancelled.
