@@ -36,6 +36,21 @@ struct SQLiteGroupCommitTests {
         return (held, release)
     }
 
+    /// Once `count` writes wait behind the held one, lets it finish and gathers each write's outcome (its
+    /// number, and whether it committed), with the number of transactions they took.
+    static func release(
+        _ writer: (held: Task<Void, any Error>, release: DispatchSemaphore), after count: Int, of database: SQLiteDatabase,
+        collecting group: inout ThrowingTaskGroup<(Int, Bool), any Error>
+    ) async throws -> (outcomes: [Int: Bool], transactions: Int) {
+        while database.waitingWrites < count { try await Task.sleep(for: .milliseconds(5)) }
+        let before = database.committedTransactions
+        writer.release.signal()
+        try await writer.held.value
+        var outcomes: [Int: Bool] = [:]
+        for try await (n, committed) in group { outcomes[n] = committed }
+        return (outcomes, database.committedTransactions - before)
+    }
+
     static let migrations = [SQLiteMigration(version: 1, "CREATE TABLE t (n INTEGER PRIMARY KEY)")]
 
     /// 200 writes queued behind a held one commit in one more transaction; the ones that throw undo only
@@ -45,7 +60,7 @@ struct SQLiteGroupCommitTests {
             let path = "\(directory)/group.sqlite"
             let database = try await SQLiteDatabase.open(path: path, migrations: Self.migrations)
             // The writer thread waits until the others are queued, so the grouping does not depend on timing.
-            let (held, release) = await Self.holdWriter(database) { db in try db.run("INSERT INTO t (n) VALUES (0)") }
+            let writer = await Self.holdWriter(database) { db in try db.run("INSERT INTO t (n) VALUES (0)") }
             try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
                 for n in 1...200 {
                     group.addTask {
@@ -61,15 +76,10 @@ struct SQLiteGroupCommitTests {
                         }
                     }
                 }
-                while database.waitingWrites < 200 { try await Task.sleep(for: .milliseconds(5)) }
-                let before = database.committedTransactions
-                release.signal()
-                try await held.value
-                var outcomes: [Int: Bool] = [:]
-                for try await (n, committed) in group { outcomes[n] = committed }
+                let (outcomes, transactions) = try await Self.release(writer, after: 200, of: database, collecting: &group)
                 #expect(outcomes.count == 200)
                 #expect(outcomes.filter { !$0.value }.keys.sorted() == Array(stride(from: 10, through: 200, by: 10)))
-                #expect(database.committedTransactions == before + 2)
+                #expect(transactions == 2)
             }
             try await database.close()
 
@@ -86,7 +96,7 @@ struct SQLiteGroupCommitTests {
         try await withTemporaryDirectory { directory in
             let path = "\(directory)/single.sqlite"
             let database = try await SQLiteDatabase.open(path: path, migrations: Self.migrations)
-            let (held, release) = await Self.holdWriter(database) { db in try db.run("INSERT INTO t (n) VALUES (0)") }
+            let writer = await Self.holdWriter(database) { db in try db.run("INSERT INTO t (n) VALUES (0)") }
             try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
                 for n in 1...100 {
                     group.addTask {
@@ -101,14 +111,9 @@ struct SQLiteGroupCommitTests {
                         }
                     }
                 }
-                while database.waitingWrites < 100 { try await Task.sleep(for: .milliseconds(5)) }
-                let before = database.committedTransactions
-                release.signal()
-                try await held.value
-                var outcomes: [Int: Bool] = [:]
-                for try await (n, committed) in group { outcomes[n] = committed }
+                let (outcomes, transactions) = try await Self.release(writer, after: 100, of: database, collecting: &group)
                 #expect(outcomes.filter { !$0.value }.keys.sorted() == Array(stride(from: 10, through: 100, by: 10)))
-                #expect(database.committedTransactions == before + 2)
+                #expect(transactions == 2)
             }
             let rows = try await database.read { db in try db.query("SELECT n FROM t ORDER BY n") { try $0.int64(0) } }
             #expect(rows == [0] + (1...100).filter { $0 % 10 != 0 }.map(Int64.init))
