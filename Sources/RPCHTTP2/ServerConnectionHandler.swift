@@ -770,9 +770,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private func requestEnded(_ rpc: ServerRPC) {
         guard rpc.state.endRequest() else { return }
-        // A call whose request ends before any byte of it came (a client may send none) needs its inbox now;
-        // a stream already answered, or plain HTTP, has none to end.
-        guard let inbox = rpc.inbox ?? (rpc.state.isOpenRPC ? inbox(of: rpc) : nil) else { return }
+        // A call whose request ends before any byte of it came (a client may send none) gets its inbox now.
+        let inbox = inbox(of: rpc)
         do {
             try rpc.inbound.deframer.finish()
         } catch {
